@@ -1,0 +1,1 @@
+"""Shipped webbcal recipes (YAML files; package data)."""

@@ -1,0 +1,251 @@
+"""Reference files and parameter references through the ``crds`` client, for a pinned context.
+
+Works unchanged against the real CRDS server (``CRDS_SERVER_URL`` set) and fully offline
+against a local cache (``CRDS_PATH`` with ``config/jwst/server_config``, ``mappings/jwst``,
+``references/jwst``). Context precedence: the recipe's pin, else the ``--crds-context`` /
+``crds_context=`` argument, else ``CRDS_CONTEXT``, else the cache's operational context.
+"""
+from __future__ import annotations
+
+import ast
+import logging
+import os
+from pathlib import Path
+
+from .errors import ReferenceFileError
+
+log = logging.getLogger("webbcal.crds")
+
+#: reference type -> provenance keyword (jwst convention); others get R_ + first 6 letters
+REFTYPE_KEYWORDS = {
+    "dark": "R_DARK", "gain": "R_GAIN", "readnoise": "R_READNO", "linearity": "R_LINEAR",
+    "saturation": "R_SATURA", "mask": "R_MASK", "ipc": "R_IPC", "superbias": "R_SUPERB",
+    "refpix": "R_REFPIX", "rscd": "R_RSCD", "reset": "R_RESET", "emicorr": "R_MIREMI",
+    "flat": "R_FLAT", "photom": "R_PHOTOM", "distortion": "R_DISTOR", "specwcs": "R_SPCWCS",
+    "area": "R_AREA", "persat": "R_PERSAT", "trapdensity": "R_TRPDEN", "trappars": "R_TRPPAR",
+    "filteroffset": "R_FILOFF", "apcorr": "R_APCORR", "abvegaoffset": "R_ABVEGA",
+    "tsophot": "R_TSOPHT", "psfmask": "R_PSFMSK", "wavelengthrange": "R_WAVRAN",
+    "extract1d": "R_EXTR1D", "throughput": "R_THROUP", "nrm": "R_NRM", "sflat": "R_SFLAT",
+    "dflat": "R_DFLAT", "fflat": "R_FFLAT", "bkg": "R_BKG", "pathloss": "R_PTHLOS",
+}
+
+
+def reftype_keyword(reftype):
+    """The ``R_*`` primary-header keyword recording a reference type."""
+    return REFTYPE_KEYWORDS.get(reftype.lower(), "R_" + reftype.upper().replace("-", "")[:6])
+
+
+def crds_cache_root():
+    """The CRDS cache folder the client will use."""
+    return Path(os.environ.get("CRDS_PATH") or Path.home() / "crds_cache")
+
+
+def operational_context():
+    """Operational context named by the cache's server_config (offline), or None."""
+    cfg = crds_cache_root() / "config" / "jwst" / "server_config"
+    if cfg.is_file():
+        try:
+            info = ast.literal_eval(cfg.read_text())
+            ctx = info.get("operational_context")
+            if ctx:
+                return ctx
+        except (ValueError, SyntaxError):
+            log.warning("%s: cannot parse CRDS server_config", cfg)
+    return None
+
+
+def resolve_context(pinned=None, requested=None):
+    """The context to use and why.
+
+    Parameters
+    ----------
+    pinned : str, optional
+        The recipe's ``crds.context``.
+    requested : str, optional
+        ``--crds-context`` / ``crds_context=``.
+
+    Returns
+    -------
+    (context, source) : (str, str)
+    """
+    if pinned:
+        if requested and requested != pinned:
+            log.warning("recipe is pinned to %s; ignoring requested context %s (unpin the recipe to change it)",
+                        pinned, requested)
+        return pinned, "recipe pin"
+    if requested:
+        return requested, "--crds-context"
+    env = os.environ.get("CRDS_CONTEXT")
+    if env:
+        return env, "CRDS_CONTEXT"
+    op = operational_context()
+    if op:
+        return op, "cache operational context"
+    crds = _import_crds()
+    try:
+        return crds.get_context_name("jwst"), "CRDS server operational context"
+    except BaseException as exc:  # crds may sys.exit() when unconfigured
+        raise ReferenceFileError(
+            f"no CRDS context: pin one in the recipe, pass --crds-context, or set CRDS_CONTEXT "
+            f"(CRDS_PATH={crds_cache_root()}: {_short(exc)})") from None
+
+
+def check_context(context):
+    """Raise a clear error when ``context`` is neither cached nor obtainable from a server."""
+    mapping = crds_cache_root() / "mappings" / "jwst" / context
+    if mapping.is_file():
+        return
+    if not os.environ.get("CRDS_SERVER_URL"):
+        raise ReferenceFileError(
+            f"{context}: CRDS context not in the cache at {crds_cache_root()} and no CRDS server is "
+            f"configured (CRDS_SERVER_URL unset)")
+
+
+def crds_header(header):
+    """Header values as strings, the form ``crds.getreferences`` takes."""
+    out = {}
+    for key, value in dict(header).items():
+        if not key or key in ("COMMENT", "HISTORY", ""):
+            continue
+        if isinstance(value, bool):
+            value = "T" if value else "F"
+        out[key.upper()] = str(value)
+    return out
+
+
+def best_references(header, reftypes, context):
+    """Local paths of the best references for an input.
+
+    Parameters
+    ----------
+    header : Header-like
+        The input's primary header (FITS keywords).
+    reftypes : iterable of str
+        Reference types (lower case).
+    context : str
+        CRDS context (``jwst_0001.pmap``).
+
+    Returns
+    -------
+    dict
+        ``{reftype: path}``; the path is None where CRDS says the type does not apply (N/A).
+
+    Raises
+    ------
+    ReferenceFileError
+        The context is not available, a rule cannot select a file, or a chosen file is missing.
+    """
+    reftypes = sorted({r.lower() for r in reftypes})
+    if not reftypes:
+        return {}
+    check_context(context)
+    crds = _import_crds()
+    params = crds_header(header)
+    out = {}
+    for reftype in reftypes:
+        try:
+            result = crds.getreferences(params, reftypes=[reftype], context=context, observatory="jwst")
+            value = result.get(reftype)
+        except BaseException as exc:  # noqa: BLE001 - crds raises many types, and SystemExit
+            text = _short(exc)
+            if "not applicable" in text.lower() or "n/a" in text.lower():
+                out[reftype] = None
+                continue
+            if "unknown reference type" in text.lower() or "not in" in text.lower() and "reftype" in text.lower():
+                out[reftype] = None
+                continue
+            raise ReferenceFileError(f"{context}: cannot select a {reftype.upper()} reference: {text}") from None
+        if value is None or str(value).upper().startswith("NOT FOUND"):
+            if value is not None and "n/a" not in str(value).lower():
+                raise ReferenceFileError(f"{context}: cannot select a {reftype.upper()} reference: {value}")
+            out[reftype] = None
+        else:
+            out[reftype] = value
+    return out
+
+
+def parameter_reference(header, class_name, context):
+    """Parameters from the CRDS ``pars-<class_name>`` reference, or None when there is none.
+
+    Returns
+    -------
+    (parameters, source) or None
+        ``parameters`` is the ``parameters`` mapping of the ASDF file; ``source`` names the file.
+    """
+    reftype = f"pars-{class_name.lower()}"
+    try:
+        refs = best_references(header, [reftype], context)
+    except ReferenceFileError as exc:
+        log.debug("no %s: %s", reftype, exc)
+        return None
+    path = refs.get(reftype)
+    if not path:
+        return None
+    return read_parameter_file(path), f"CRDS {reftype} ({Path(path).name}, {context})"
+
+
+def read_parameter_file(path):
+    """The ``parameters`` mapping of a jwst parameter file (ASDF; ``class``, ``name``, ``parameters``)."""
+    import asdf
+
+    try:
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            tree = af.tree
+            params = dict(tree.get("parameters") or {})
+            steps = tree.get("steps")
+            if steps is not None and "steps" not in params:
+                params["steps"] = steps
+            return _plain(params)
+    except Exception as exc:
+        raise ReferenceFileError(f"{path}: cannot read parameter reference ({_short(exc)})") from None
+
+
+def pipeline_step_parameters(pipeline_params):
+    """``{alias: {...}}`` from a pipeline-level parameter reference's ``steps`` entry (dict or list form)."""
+    steps = (pipeline_params or {}).get("steps") or {}
+    out = {}
+    if isinstance(steps, dict):
+        for alias, vals in steps.items():
+            out[alias] = dict(vals or {})
+    else:
+        for entry in steps:
+            name = entry.get("name")
+            if name:
+                out[name] = dict(entry.get("parameters") or {})
+    return out
+
+
+def crds_version():
+    """Installed crds client version (no network)."""
+    try:
+        from importlib.metadata import version
+
+        return version("crds")
+    except Exception:  # pragma: no cover
+        return "unknown"
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        try:
+            return obj.item()
+        except Exception:
+            return obj
+    return obj
+
+
+def _import_crds():
+    try:
+        import crds
+    except ImportError as exc:  # pragma: no cover
+        raise ReferenceFileError(f"the crds client is not installed ({exc})") from None
+    return crds
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,60 @@
+"""Provenance keywords and the hash of a fully resolved configuration."""
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def config_hash(recipe_name, context, plan, references):
+    """SHA-256 of the resolved configuration: recipe, context, steps, parameters, references.
+
+    Output locations (``output_dir``, ``output_file``, ``save_results``) do not change results
+    and are left out, so moving the outputs keeps the hash.
+    """
+    ignore = {"output_dir", "output_file", "save_results"}
+    steps = []
+    for rs in plan:
+        params = {k: v for k, v in rs.params.model_dump().items() if k not in ignore}
+        refs = {r: (Path(p).name if p else None) for r, p in sorted(references.get(rs.alias, {}).items())}
+        steps.append({"step": rs.alias, "parameters": params, "references": refs})
+    doc = {"recipe": recipe_name, "crds_context": context, "steps": steps}
+    text = json.dumps(doc, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def software_versions():
+    """Versions of the software that shapes results."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("webbcal", "numpy", "astropy", "crds", "numba", "scipy", "pydantic"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def sha256_file(path, chunk=1 << 20):
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def stamp(meta, *, recipe_name, context, chash, variants, cal_ver, crds_ver):
+    """Write the run-level provenance keywords into a primary header."""
+    meta["CAL_VER"] = (cal_ver, "webbcal version that produced this file")
+    meta["CAL_VCS"] = ("RELEASE", "Calibration software version control system")
+    meta["CRDS_VER"] = (crds_ver, "Version of CRDS client used")
+    meta["CRDS_CTX"] = (context, "CRDS context (.pmap) used")
+    meta["WC_RECIP"] = (recipe_name[:68], "webbcal recipe that produced this file")
+    meta["WC_VARNT"] = (",".join(variants)[:68] or "none", "recipe variants applied")
+    meta["WC_CHASH"] = (chash, "sha256 of the resolved webbcal configuration")
+    meta["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+                    "UTC date file created")

@@ -1,0 +1,1 @@
+"""Synthetic JWST exposures with known truth, reference files and a local CRDS cache."""

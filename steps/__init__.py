@@ -1,0 +1,1 @@
+"""webbcal science steps: one sub-package per step, each a thin plugin over a pure algorithm module."""
