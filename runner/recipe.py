@@ -129,6 +129,9 @@ class Recipe:
             raise RecipeError(f"{where}: a recipe has either 'steps' or 'chain', not both")
         if self.data.get("steps") and not self.data.get("pipeline"):
             raise RecipeError(f"{where}: missing 'pipeline' (e.g. pipeline: calwebb_detector1)")
+        for v in self.data.get("variants") or []:
+            if not v.get("when"):
+                raise RecipeError(f"{where}: variant '{v['name']}' has no 'when' conditions (here or in what it extends)")
 
     # -- accessors ------------------------------------------------------------------------------
     @property
@@ -418,7 +421,8 @@ def _validate_structure(data, positions, src):
     try:
         RecipeModel.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", e["type"] == "missing"))
+        err = errors[0]
         loc = tuple(err["loc"])
         loc = tuple(x for x in loc if not (isinstance(x, str) and ("[" in x or x in ("str", "ChainStage"))))
         where = _where(src, positions, loc)

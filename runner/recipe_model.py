@@ -24,8 +24,8 @@ class Variant(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="Short name, shown by `explain` and recorded in provenance.")
     description: str = Field("", description="What the mode is and why it differs.")
-    when: dict[str, Union[Scalar, list[Scalar]]] = Field(
-        description="Header keyword -> value (or list of values; shell-style wildcards allowed) that select this variant.")
+    when: Optional[dict[str, Union[Scalar, list[Scalar]]]] = Field(
+        None, description="Header keyword -> value (or list of values; shell-style wildcards allowed) that select this variant.")
     steps: Optional[list[str]] = Field(None, description="Replaces the step sequence for this mode.")
     output_suffix: Optional[str] = Field(None, description="Suffix of the final product in this mode (e.g. calints).")
     parameters: dict[str, dict[str, Any]] = Field(

@@ -197,4 +197,42 @@ class Step:
                                overrides=params, output_dir=output_dir)
 
 
-__all__ = ["Step", "StepParameters", "SkipStep", "ReferenceFileError", "WebbcalError"]
+def available_cores(maximum_cores="half"):
+    """Number of cores a step may use.
+
+    Parameters
+    ----------
+    maximum_cores : int or str
+        As jwst users write it: an integer, or 'none' (1), 'quarter', 'half', 'all' of this
+        machine's cores. Capped by the ``WEBBCAL_MAX_CORES`` environment variable, which batch
+        executors set to 1 per worker.
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    import os
+
+    ncpu = os.cpu_count() or 1
+    text = str(maximum_cores).strip().lower()
+    if text in ("none", "1", ""):
+        n = 1
+    elif text == "quarter":
+        n = ncpu // 4
+    elif text == "half":
+        n = ncpu // 2
+    elif text == "all":
+        n = ncpu
+    else:
+        try:
+            n = int(text)
+        except ValueError:
+            raise ValueError(f"maximum_cores={maximum_cores!r}: expected an integer or none/quarter/half/all") from None
+    cap = os.environ.get("WEBBCAL_MAX_CORES")
+    if cap:
+        n = min(n, int(cap))
+    return max(1, min(n, ncpu))
+
+
+__all__ = ["available_cores", "Step", "StepParameters", "SkipStep", "ReferenceFileError", "WebbcalError"]
