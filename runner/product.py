@@ -233,8 +233,17 @@ class Product:
                 raise InputError(
                     f"{where}: {ext} shape {tuple(arr.shape)} does not match SCI {tuple(sci.shape)}"
                 )
-        for key in ("NAXIS",):
-            pass
+        if self.kind in ("level1b", "ramp"):
+            from .exposure_types import EXP_TYPES, REQUIRED_KEYWORDS
+
+            for key in REQUIRED_KEYWORDS:
+                if key not in self.meta or str(self.meta[key]).strip() == "":
+                    raise InputError(f"{where}: missing required keyword {key} in the primary header")
+            exp_type = str(self.meta["EXP_TYPE"]).strip().upper()
+            if exp_type not in EXP_TYPES:
+                from .registry import suggest
+
+                raise InputError(f"{where}: unknown EXP_TYPE '{exp_type}'{suggest(exp_type, EXP_TYPES)}")
         if self.kind in ("level1b", "ramp") and min(sci.shape) == 0:
             raise InputError(f"{where}: SCI has an empty axis {tuple(sci.shape)}")
         if self.kind == "level1b" and sci.dtype.kind not in "ui":

@@ -163,6 +163,18 @@ class Step:
             self._opened[reftype] = open_reference(path, reftype)
         return self._opened[reftype]
 
+    def require(self, product, *keywords):
+        """Header values of ``keywords``; a missing one raises InputError naming the file."""
+        from .errors import InputError
+
+        values = []
+        for key in keywords:
+            value = product.meta.get(key)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise InputError(f"{product.filename}: missing keyword {key}, which step {self.alias} needs")
+            values.append(value)
+        return values[0] if len(values) == 1 else tuple(values)
+
     def emit(self, product, suffix):
         """Hand the runner an extra product to save with ``suffix`` (e.g. ``rateints``)."""
         self._extra_outputs.append((suffix, product))

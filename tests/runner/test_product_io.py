@@ -68,3 +68,14 @@ def test_wrong_shape_and_no_sci(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((4, 4)), name="DATA")]).writeto(path2)
     with pytest.raises(InputError, match="n_uncal.fits: no SCI image extension"):
         Product.open(path2)
+
+
+def test_missing_keyword_and_unknown_exp_type(tmp_path):
+    path = tmp_path / "k_uncal.fits"
+    hdr = fits.Header({"INSTRUME": "NIRCAM", "EXP_TYPE": "NRC_IMAGE"})
+    fits.HDUList([fits.PrimaryHDU(header=hdr), fits.ImageHDU(np.zeros((1, 2, 4, 4), np.uint16), name="SCI")]).writeto(path)
+    with pytest.raises(InputError, match="k_uncal.fits: missing required keyword DETECTOR"):
+        Product.open(path)
+    path2 = uncal(tmp_path / "e_uncal.fits", EXP_TYPE="NRC_IMGE")
+    with pytest.raises(InputError, match="e_uncal.fits: unknown EXP_TYPE 'NRC_IMGE'; did you mean 'NRC_IMAGE'"):
+        Product.open(path2)

@@ -1,0 +1,177 @@
+"""The runner with real steps, real simulated exposures and a real local CRDS cache."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from runner.cli import main
+from runner.errors import LockMismatchError, ReferenceFileError, WebbcalError
+from runner.execute import prepare
+from runner.product import Product
+from runner.recipe import Recipe
+
+
+@pytest.fixture
+def crds_env(crds_cache, monkeypatch):
+    """The session cache, with crds' function caches cleared (other tests may have used another)."""
+    import crds.core.config
+    import crds.core.utils
+
+    monkeypatch.setenv("CRDS_PATH", str(crds_cache))
+    monkeypatch.delenv("CRDS_SERVER_URL", raising=False)
+    monkeypatch.delenv("CRDS_CONTEXT", raising=False)
+    crds.core.config.CRDS_REF_SUBDIR_MODE = "None"
+    crds.core.utils.clear_function_caches()
+    return crds_cache
+
+
+@pytest.fixture
+def nircam(tiny_sets):
+    return Path(tiny_sets["nircam_image"].exposures[0])
+
+
+@pytest.fixture
+def miri(tiny_sets):
+    return Path(tiny_sets["miri_image"].exposures[0])
+
+
+def run_cli(*args):
+    return main([str(a) for a in args])
+
+
+def test_detector1_cli_products_and_provenance(crds_env, nircam, tmp_path, capsys):
+    before = nircam.read_bytes()
+    assert run_cli("run", "calwebb_detector1", nircam, "-o", tmp_path, "--crds-context", "jwst_0001.pmap") == 0
+    assert nircam.read_bytes() == before, "input modified"
+    root = nircam.name.replace("_uncal.fits", "")
+    rate, rateints = tmp_path / f"{root}_rate.fits", tmp_path / f"{root}_rateints.fits"
+    assert rate.is_file() and rateints.is_file()
+    hdr = fits.getheader(rate)
+    assert hdr["CRDS_CTX"] == "jwst_0001.pmap"
+    assert hdr["R_GAIN"].startswith("crds://") and hdr["R_SUPERB"].startswith("crds://")
+    assert hdr["S_JUMP"] == "COMPLETE" and hdr["S_RAMP"] == "COMPLETE" and hdr["S_IPC"] == "SKIPPED"
+    assert hdr["WC_RECIP"] == "calwebb_detector1" and len(hdr["WC_CHASH"]) == 64
+    assert hdr["CAL_VER"] and hdr["CRDS_VER"]
+    out = capsys.readouterr().out
+    assert "ramp_fit" in out and "peak MiB" in out
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.ImageModel(str(rate)) as m:
+        m.validate()
+        assert m.data.shape == fits.getdata(nircam).shape[-2:]
+        assert m.meta.ref_file.gain.name.startswith("crds://")
+    with datamodels.CubeModel(str(rateints)) as m:
+        m.validate()
+
+
+def test_pinned_contexts_choose_different_references(crds_env, nircam):
+    recipe = Recipe.load("calwebb_detector1")
+    meta = Product.open(nircam).meta
+    one = prepare(recipe, meta, crds_context="jwst_0001.pmap")
+    two = prepare(recipe, meta, crds_context="jwst_0002.pmap")
+    assert one.references["ramp_fit"]["gain"] != two.references["ramp_fit"]["gain"]
+    assert one.config_hash != two.config_hash
+    recipe.data["crds"] = {"context": "jwst_0001.pmap"}
+    pinned = prepare(recipe, meta, crds_context="jwst_0002.pmap")
+    assert pinned.context == "jwst_0001.pmap" and pinned.context_source == "recipe pin"
+
+
+def test_crds_parameter_references_apply_to_call_not_run(crds_env, nircam):
+    recipe = Recipe.load("calwebb_detector1")
+    meta = Product.open(nircam).meta
+    called = {rs.alias: rs for rs in prepare(recipe, meta, crds_context="jwst_0002.pmap").plan}
+    plain = {rs.alias: rs for rs in prepare(recipe, meta, crds_context="jwst_0002.pmap", apply_crds_pars=False).plan}
+    src = str(called["jump"].sources["rejection_threshold"])
+    assert "pars-jumpstep" in src
+    assert called["jump"].params.rejection_threshold != plain["jump"].params.rejection_threshold
+    assert str(plain["jump"].sources["rejection_threshold"]) == "default"
+    other = {rs.alias: rs for rs in prepare(recipe, meta, crds_context="jwst_0001.pmap").plan}
+    assert other["jump"].params.rejection_threshold != called["jump"].params.rejection_threshold
+
+
+def test_explain_prints_sources(crds_env, nircam, capsys):
+    assert run_cli("explain", "calwebb_detector1", nircam, "--crds-context", "jwst_0002.pmap",
+                   "--set", "jump.flag_4_neighbors=false") == 0
+    out = capsys.readouterr().out
+    assert "pars-jumpstep" in out and "command line" in out and "reference gain" in out
+
+
+def test_lock_and_locked_run(crds_env, nircam, tmp_path, capsys):
+    lock = tmp_path / "run.lock.yaml"
+    assert run_cli("lock", "calwebb_detector1", nircam, "-o", lock, "--crds-context", "jwst_0001.pmap") == 0
+    text = lock.read_text()
+    assert "sha256" in text and "jwst_0001.pmap" in text
+    assert run_cli("run", "calwebb_detector1", nircam, "-o", tmp_path / "a", "--crds-context",
+                   "jwst_0001.pmap", "--locked", lock) == 0
+    code = run_cli("run", "calwebb_detector1", nircam, "-o", tmp_path / "b", "--crds-context",
+                   "jwst_0002.pmap", "--locked", lock)
+    err = capsys.readouterr().err
+    assert code == 1 and "would differ from the lock" in err and "CRDS context jwst_0002.pmap" in err
+    assert not (tmp_path / "b").exists() or not list((tmp_path / "b").glob("*.fits"))
+
+
+def test_reproduce_uses_header_context(crds_env, nircam, tmp_path):
+    first = tmp_path / "first"
+    assert run_cli("run", "calwebb_detector1", nircam, "-o", first, "--crds-context", "jwst_0001.pmap") == 0
+    rate = next(first.glob("*_rate.fits"))
+    again = tmp_path / "again"
+    assert run_cli("reproduce", rate, "--input", nircam, "-o", again) == 0
+    redo = next(again.glob("*_rate.fits"))
+    assert fits.getheader(redo)["CRDS_CTX"] == "jwst_0001.pmap"
+    assert np.array_equal(fits.getdata(rate, "SCI"), fits.getdata(redo, "SCI"), equal_nan=True)
+
+
+def test_strun_form_and_python_facades(crds_env, nircam, tmp_path):
+    out = tmp_path / "strun"
+    assert run_cli("calwebb_detector1", nircam, "--steps.jump.rejection_threshold=6",
+                   "--output-dir", out, "--crds-context", "jwst_0001.pmap") == 0
+    assert list(out.glob("*_rate.fits"))
+    from runner.pipelines import Detector1Pipeline
+
+    os.environ["CRDS_CONTEXT"] = "jwst_0001.pmap"
+    try:
+        product = Detector1Pipeline.call(str(nircam))
+        plain = Detector1Pipeline(steps={"jump": {"rejection_threshold": 6.0}}).run(str(nircam))
+    finally:
+        del os.environ["CRDS_CONTEXT"]
+    assert product.kind == "image" and plain.kind == "image"
+    assert product.meta["S_RAMP"] == "COMPLETE"
+
+
+def test_miri_variant_runs_miri_order(crds_env, miri, tmp_path):
+    assert run_cli("run", "calwebb_detector1", miri, "-o", tmp_path, "--crds-context", "jwst_0001.pmap") == 0
+    hdr = fits.getheader(next(tmp_path.glob("*_rate.fits")))
+    assert hdr["WC_VARNT"].startswith("miri")
+    assert "S_FRSTFR" in hdr and "S_LASTFR" in hdr
+
+
+def test_context_not_in_cache(crds_env, nircam, tmp_path, capsys):
+    code = run_cli("run", "calwebb_detector1", nircam, "-o", tmp_path, "--crds-context", "jwst_0999.pmap")
+    err = capsys.readouterr().err
+    assert code == 1 and "jwst_0999.pmap: CRDS context not in the cache" in err
+    assert not list(tmp_path.glob("*.fits"))
+
+
+def test_reference_override_missing_or_wrong_type(crds_env, nircam, tmp_path):
+    recipe = Recipe.load("calwebb_detector1")
+    with pytest.raises(ReferenceFileError, match="nope.fits: override_gain file not found"):
+        recipe.run([nircam], output_dir=tmp_path, crds_context="jwst_0001.pmap",
+                   ramp_fit={"override_gain": str(tmp_path / "nope.fits")})
+    meta = Product.open(nircam).meta
+    readnoise = prepare(recipe, meta, crds_context="jwst_0001.pmap").references["ramp_fit"]["readnoise"]
+    with pytest.raises(WebbcalError, match="is a READNOISE reference, expected GAIN"):
+        recipe.run([nircam], output_dir=tmp_path, crds_context="jwst_0001.pmap",
+                   ramp_fit={"override_gain": readnoise})
+    assert not list(tmp_path.glob("*.fits"))
+
+
+def test_batch_continues_after_bad_input(crds_env, nircam, tmp_path, capsys):
+    bad = tmp_path / "broken_uncal.fits"
+    bad.write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    code = run_cli("run", "calwebb_detector1", bad, nircam, "-o", tmp_path / "out", "--crds-context", "jwst_0001.pmap")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken_uncal.fits: failed" in captured.out and "1 of 2 inputs failed" in captured.err
+    assert len(list((tmp_path / "out").glob("*_rate.fits"))) == 1
