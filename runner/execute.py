@@ -15,6 +15,8 @@ from . import __version__, crds_refs, provenance
 from .association import Association, is_association
 from .errors import InputError, ReferenceFileError, WebbcalError
 from .hooks import StepRecord, TimingHook, call_hooks
+from astropy.io import fits
+
 from .product import Product
 from .step import SkipStep
 
@@ -166,8 +168,7 @@ def execute_plan(prepared, product, *, output_dir=None, hooks=(), save=True, inp
                     product.meta[kw] = f"crds://{Path(path).name}"
                 else:
                     product.meta[kw] = str(path)[-68:]
-        for suffix, extra in step._extra_outputs:
-            extras.append((suffix, extra))
+        extras.extend(step._extra_outputs)
         if record.status == "COMPLETE":
             product.meta.add_history(f"webbcal {rs.alias}: COMPLETE")
         result.records.append(record)
@@ -177,22 +178,32 @@ def execute_plan(prepared, product, *, output_dir=None, hooks=(), save=True, inp
             _stamp(product, prepared)
             _check_not_input(where, input_path)
             result.outputs.append(str(product.save(where)))
-    for suffix, extra in extras:
-        for kw, value in product.meta.items():
-            if kw.startswith(("S_", "R_")) and kw not in extra.meta:
-                extra.meta[kw] = value
-    _stamp(product, prepared)
-    for _suffix, extra in extras:
-        _stamp(extra, prepared)
+    for _suffix, extra, _root in extras:
+        if isinstance(getattr(extra, "meta", None), fits.Header):
+            for kw, value in product.meta.items():
+                if kw.startswith(("S_", "R_")) and kw not in extra.meta:
+                    extra.meta[kw] = value
+            _stamp(extra, prepared)
+    is_file_product = isinstance(product, Product)
+    if is_file_product:
+        _stamp(product, prepared)
     if save:
         suffix = prepared.output_suffix or (prepared.plan[-1].alias if prepared.plan else "out")
-        targets = [(output_dir / f"{product.rootname}_{suffix}.fits", product)]
-        targets += [(output_dir / f"{extra.rootname}_{sfx}.fits", extra) for sfx, extra in extras]
+        targets = []
+        if is_file_product:
+            targets.append((output_dir / f"{product.rootname}_{suffix}.fits", product))
+        for sfx, extra, root in extras:
+            ext = getattr(extra, "file_extension", ".fits")
+            root = root or getattr(extra, "rootname", None) or product.rootname
+            targets.append((output_dir / f"{root}_{sfx}{ext}", extra))
         for where, _ in targets:
             _check_not_input(where, input_path)
         for where, prod in targets:
-            result.outputs.append(str(prod.save(where)))
-        result.main_output = str(targets[0][0])
+            where.parent.mkdir(parents=True, exist_ok=True)
+            saved = prod.save(where)
+            result.outputs.append(str(saved or where))
+        if targets:
+            result.main_output = str(targets[0][0])
     result.product = product
     return result
 
@@ -270,6 +281,7 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
                 from .product_set import ProductSet
 
                 product, path = ProductSet.from_association(item.association, item.asn_product), None
+                product.working_dir = Path(output_dir or ".") / ".webbcal-work" / product.name
             else:
                 product, path = Product.open(item.path), item.path
             if isinstance(item, WorkItem) and item.association is not None:

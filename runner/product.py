@@ -7,6 +7,8 @@ attribute aliases in the jwst data-model style (``product.data`` is ``SCI``).
 """
 from __future__ import annotations
 
+import copy
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -107,8 +109,10 @@ class Product:
         The file it came from (used to name outputs).
     """
 
-    def __init__(self, kind, meta=None, arrays=None, tables=None, ext_headers=None, filename=None):
+    def __init__(self, kind, meta=None, arrays=None, tables=None, ext_headers=None, filename=None,
+                 wcs=None):
         self.kind = kind
+        self.wcs = wcs
         self.meta = meta if meta is not None else fits.Header()
         self.arrays = dict(arrays or {})
         self.tables = dict(tables or {})
@@ -117,6 +121,8 @@ class Product:
 
     # -- jwst-style attribute access ----------------------------------------------------------
     def __getattr__(self, name):
+        if name == "wcs":
+            return None
         ext = ALIASES.get(name)
         if ext is None:
             raise AttributeError(name)
@@ -155,6 +161,7 @@ class Product:
             {k: v.copy() for k, v in self.tables.items()},
             {k: v.copy() for k, v in self.ext_headers.items()},
             self.filename,
+            wcs=copy.deepcopy(self.wcs),
         )
 
     # -- I/O ------------------------------------------------------------------------------------
@@ -206,7 +213,10 @@ class Product:
         if "SCI" not in arrays:
             raise InputError(f"{path}: no SCI image extension")
         kind = kind or _guess_kind(meta, arrays)
-        product = cls(kind, meta, arrays, tables, ext_headers, filename=path.name)
+        wcs_bytes = arrays.pop(WCS_EXTNAME, None)
+        ext_headers.pop(WCS_EXTNAME, None)
+        wcs = _wcs_from_bytes(wcs_bytes, path) if wcs_bytes is not None else None
+        product = cls(kind, meta, arrays, tables, ext_headers, filename=path.name, wcs=wcs)
         product.check(source=str(path))
         return product
 
@@ -284,7 +294,10 @@ class Product:
         if filename:
             meta["FILENAME"] = (filename, "Name of the file")
         hdus = [fits.PrimaryHDU(header=meta)]
-        for name, arr in self.arrays.items():
+        arrays = dict(self.arrays)
+        if self.wcs is not None:
+            arrays[WCS_EXTNAME] = _wcs_to_bytes(self.wcs)
+        for name, arr in arrays.items():
             hdr = fits.Header()
             hdr.update(self.ext_headers.get(name, fits.Header()))
             if spec is not None and name in spec.extensions and arr.dtype != spec.extensions[name][1]:
@@ -317,6 +330,28 @@ class Product:
             arrays["ZEROFRAME"] = self.arrays["ZEROFRAME"].astype(np.float32)
         return Product("ramp", self.meta.copy(), arrays, dict(self.tables), dict(self.ext_headers),
                        self.filename)
+
+
+#: image extension holding the product's WCS object (gwcs) serialised as ASDF bytes
+WCS_EXTNAME = "WCS_ASDF"
+
+
+def _wcs_to_bytes(wcs):
+    import asdf
+
+    buf = io.BytesIO()
+    asdf.AsdfFile({"wcs": wcs}).write_to(buf)
+    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+
+
+def _wcs_from_bytes(data, path):
+    import asdf
+
+    try:
+        with asdf.open(io.BytesIO(np.asarray(data, np.uint8).tobytes()), lazy_load=False, memmap=False) as af:
+            return af.tree["wcs"]
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read the {WCS_EXTNAME} extension ({str(exc).splitlines()[0]})") from None
 
 
 def _guess_kind(meta, arrays):

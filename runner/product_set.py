@@ -32,6 +32,8 @@ class ProductSet:
         self.meta = meta.copy()
         self.filename = f"{name}.fits"
         self.arrays, self.tables, self.ext_headers = {}, {}, {}
+        #: folder where updated members are written (set by the runner; a temporary one otherwise)
+        self.working_dir = None
 
     @classmethod
     def from_association(cls, association, asn_product):
@@ -51,6 +53,32 @@ class ProductSet:
         """Open members of ``exptype`` one at a time."""
         for m in self.of_type(exptype):
             yield Product.open(m.path)
+
+    def __len__(self):
+        return len(self.members)
+
+    def open(self, index):
+        """Open member ``index`` (a fresh Product read from its current file)."""
+        return Product.open(self.members[index].path)
+
+    def indices(self, exptype="science"):
+        """Indices of the members of ``exptype``."""
+        return [i for i, m in enumerate(self.members) if m.exptype == exptype]
+
+    def update(self, index, product):
+        """Replace member ``index`` by ``product``, spilled to the working folder (bounded memory).
+
+        Later steps open the updated file; the original input is never modified.
+        """
+        import tempfile
+
+        if self.working_dir is None:
+            self.working_dir = Path(tempfile.mkdtemp(prefix="webbcal-set-"))
+        Path(self.working_dir).mkdir(parents=True, exist_ok=True)
+        where = Path(self.working_dir) / f"{index:04d}_{Path(self.members[index].path).name}"
+        product.save(where)
+        self.members[index] = type(self.members[index])(where, self.members[index].exptype)
+        return where
 
     def paths(self, exptype="science"):
         return [Path(m.path) for m in self.of_type(exptype)]

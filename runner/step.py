@@ -175,9 +175,14 @@ class Step:
             values.append(value)
         return values[0] if len(values) == 1 else tuple(values)
 
-    def emit(self, product, suffix):
-        """Hand the runner an extra product to save with ``suffix`` (e.g. ``rateints``)."""
-        self._extra_outputs.append((suffix, product))
+    def emit(self, product, suffix, rootname=None):
+        """Hand the runner an extra output to save as ``<rootname>_<suffix><ext>``.
+
+        ``product`` is a :class:`~runner.product.Product` (saved as FITS) or any object with a
+        ``save(path)`` method and a ``file_extension`` attribute (e.g. ``".ecsv"`` for a catalog).
+        ``rootname`` defaults to the product's own rootname (stage 3: the association product).
+        """
+        self._extra_outputs.append((suffix, product, rootname))
 
     def process(self, product):  # pragma: no cover - abstract
         """Apply the step to ``product`` and return the result."""
