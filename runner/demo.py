@@ -62,7 +62,10 @@ def run_demo(output_dir="webbcal-demo", *, size="demo", seed=0):
 
     out = Path(output_dir)
     t0 = time.perf_counter()
-    sets = modes.demo_set(out / "raw", seed=seed, size=size) if size != "demo" else modes.demo_set(out / "raw", seed=seed)
+    if size == "demo":
+        sets = modes.demo_set(out / "raw", seed=seed)
+    else:
+        sets = [modes.simulate(m, out / "raw" / m, size=size, seed=seed) for m in sorted(modes.MODES)]
     t_sim = time.perf_counter() - t0
     cache = crds_cache.build_crds_cache(out / "crds_cache", modes.configurations(sets))
     _use_cache(cache)
@@ -79,7 +82,7 @@ def run_demo(output_dir="webbcal-demo", *, size="demo", seed=0):
         failed = [r for r in results if r.status == "failed"]
         failures += len(failed)
         figures = []
-        for r, truth in zip(results, sset.truth):
+        for r, truth in zip(results, sset.ramp_truths):
             if r.status == "done" and truth and Path(truth).suffix == ".fits":
                 figures.append(rate_figures(r.main_output, truth))
         if figures:

@@ -144,8 +144,17 @@ class Product:
 
     # -- convenience ---------------------------------------------------------------------------
     def get(self, keyword, default=None):
-        """Primary-header keyword value, or ``default``."""
-        return self.meta.get(keyword, default)
+        """A keyword from the primary header, else from the SCI extension header, else ``default``.
+
+        The archive writes most metadata in the primary header but the pointing and WCS
+        keywords (V2_REF, RA_REF, XREF_SCI, ...) in the SCI header; this looks in both.
+        """
+        if keyword in self.meta:
+            return self.meta[keyword]
+        sci = self.ext_headers.get("SCI")
+        if sci is not None and keyword in sci:
+            return sci[keyword]
+        return default
 
     @property
     def rootname(self):

@@ -169,7 +169,7 @@ class Step:
 
         values = []
         for key in keywords:
-            value = product.meta.get(key)
+            value = product.get(key)
             if value is None or (isinstance(value, str) and not value.strip()):
                 raise InputError(f"{product.filename}: missing keyword {key}, which step {self.alias} needs")
             values.append(value)
