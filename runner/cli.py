@@ -36,9 +36,15 @@ def build_parser():
     p.add_argument("inputs", nargs="+", help="_uncal/_rate files or association .json")
     p.add_argument("--output-dir", "-o", default=".", help="folder for products (default: .)")
     p.add_argument("--locked", metavar="LOCKFILE", help="refuse to run if anything differs from this lock file")
-    p.add_argument("--executor", choices=("local", "processes"), default="local",
-                   help="local (in-process, default) or processes (one process per exposure)")
-    p.add_argument("--workers", type=int, default=None, help="workers for the processes executor")
+    p.add_argument("--executor", choices=("local", "processes", "dask"), default="local",
+                   help="local (in-process, default), processes (a process pool) or dask "
+                        "(dask.distributed); stage 1/2 fan out per exposure, stage 3 per association product")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask scheduler (tcp://host:8786); implies --executor dask")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes for the processes executor or a new dask LocalCluster (default: one per core)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="redo every product, even one already made with the same configuration hash")
     common_run(p)
 
     p = sub.add_parser("validate", help="check recipe files; list unavailable steps")
@@ -123,8 +129,8 @@ def _overrides(sets):
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_run(args):
-    from .execute import run_recipe
-    from .hooks import ProgressHook, TimingHook
+    from .executors import format_batch_summary, run_batch
+    from .hooks import ProgressHook
     from .lock import read_lock
     from .recipe import Recipe
 
@@ -133,21 +139,18 @@ def cmd_run(args):
         log.warning(w)
     locked = read_lock(args.locked) if args.locked else None
     overrides = _overrides(args.sets)
-    if args.executor == "processes":
-        from .executors import run_in_processes
-
-        results = run_in_processes(recipe, args.inputs, overrides=overrides, output_dir=args.output_dir,
-                                   crds_context=args.crds_context, apply_crds_pars=not args.no_crds_pars,
-                                   workers=args.workers, locked_path=args.locked)
-    else:
-        hooks = [TimingHook(), ProgressHook(len(recipe.all_step_aliases()) * len(args.inputs), recipe.name)]
-        results = run_recipe(recipe, args.inputs, overrides=overrides, output_dir=args.output_dir,
-                             crds_context=args.crds_context, apply_crds_pars=not args.no_crds_pars,
-                             hooks=hooks, raise_on_error=False, locked=locked)
+    executor = "dask" if args.scheduler else args.executor
+    hooks = [ProgressHook(len(recipe.all_step_aliases()) * len(args.inputs), recipe.name)] if executor == "local" else []
+    results = run_batch(recipe, args.inputs, executor=executor, workers=args.workers, scheduler=args.scheduler,
+                        overrides=overrides, output_dir=args.output_dir, crds_context=args.crds_context,
+                        apply_crds_pars=not args.no_crds_pars, locked=locked, resume=not args.no_resume,
+                        hooks=hooks)
     failed = [r for r in results if r.status == "failed"]
     if len(results) == 1 and failed:
         raise WebbcalError(failed[0].error)
     print(format_summary(results))
+    if len(results) > 1 or executor != "local" or any(r.status == "skipped" for r in results):
+        print(format_batch_summary(results))
     if failed:
         print(f"run-recipe: error: {len(failed)} of {len(results)} inputs failed", file=sys.stderr)
         return 1

@@ -101,6 +101,18 @@ def check_context(context):
             f"configured (CRDS_SERVER_URL unset)")
 
 
+def context_reftypes(context, instrument):
+    """Reference types the context defines for an instrument (lower case), or None if unknown."""
+    if not instrument:
+        return None
+    crds = _import_crds()
+    try:
+        pmap = crds.get_cached_mapping(context)
+        return {str(k).lower() for k in pmap.get_imap(str(instrument).lower()).selections.keys()}
+    except BaseException:  # noqa: BLE001 - let the lookup itself report problems
+        return None
+
+
 def crds_header(header):
     """Header values as strings, the form ``crds.getreferences`` takes."""
     out = {}
@@ -142,7 +154,11 @@ def best_references(header, reftypes, context):
     crds = _import_crds()
     params = crds_header(header)
     out = {}
+    known = context_reftypes(context, header.get("INSTRUME"))
     for reftype in reftypes:
+        if known is not None and reftype not in known:
+            out[reftype] = None      # the context does not define this type for the instrument
+            continue
         try:
             result = crds.getreferences(params, reftypes=[reftype], context=context, observatory="jwst")
             value = result.get(reftype)
@@ -173,6 +189,9 @@ def parameter_reference(header, class_name, context):
         ``parameters`` is the ``parameters`` mapping of the ASDF file; ``source`` names the file.
     """
     reftype = f"pars-{class_name.lower()}"
+    known = context_reftypes(context, header.get("INSTRUME"))
+    if known is not None and reftype not in known:
+        return None
     try:
         refs = best_references(header, [reftype], context)
     except ReferenceFileError as exc:

@@ -55,11 +55,18 @@ class RunResult:
 # ---------------------------------------------------------------------------------------------
 def prepare(recipe, header, *, overrides=None, crds_context=None, apply_crds_pars=True, source="input"):
     """Resolve context, CRDS parameter references, variant, parameters and reference files."""
-    context, ctx_source = crds_refs.resolve_context(recipe.crds_context, crds_context)
-    crds_refs.check_context(context)
     sequence = recipe.step_sequence(header)
+    try:
+        context, ctx_source = crds_refs.resolve_context(recipe.crds_context, crds_context)
+        crds_refs.check_context(context)
+        context_error = None
+    except ReferenceFileError as exc:
+        # Only fatal when something needs CRDS: a step with references, or CRDS parameters.
+        context, ctx_source, context_error = "N/A", "no CRDS context available", exc
+        if apply_crds_pars or _needs_references(recipe, header, overrides):
+            raise
     crds_pars = {}
-    if apply_crds_pars:
+    if apply_crds_pars and context_error is None:
         from . import registry
 
         if recipe.pipeline_class:
@@ -112,6 +119,15 @@ def prepare(recipe, header, *, overrides=None, crds_context=None, apply_crds_par
     chash = provenance.config_hash(recipe.name, context, plan, references)
     return Prepared(recipe.name, context, ctx_source, variants, plan, references, ref_sources, chash,
                     recipe.output_suffix_for(header))
+
+
+def _needs_references(recipe, header, overrides):
+    from . import registry
+
+    for alias in recipe.step_sequence(header):
+        if registry.available(alias) and registry.get(alias).reference_types:
+            return True
+    return False
 
 
 def execute_plan(prepared, product, *, output_dir=None, hooks=(), save=True, input_path=None):

@@ -213,7 +213,7 @@ class Product:
                     if isinstance(hdu, fits.BinTableHDU):
                         tables[name] = np.array(hdu.data) if hdu.data is not None else None
                     elif isinstance(hdu, fits.ImageHDU) and hdu.data is not None:
-                        arrays[name] = hdu.data
+                        arrays[name] = native(hdu.data)
                         ext_headers[name] = _extension_cards(hdu.header)
         except InputError:
             raise
@@ -339,6 +339,13 @@ class Product:
             arrays["ZEROFRAME"] = self.arrays["ZEROFRAME"].astype(np.float32)
         return Product("ramp", self.meta.copy(), arrays, dict(self.tables), dict(self.ext_headers),
                        self.filename)
+
+
+def native(array):
+    """``array`` in the machine's byte order (FITS is big-endian; numba needs native order)."""
+    if array.dtype.byteorder in ("=", "|") or array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
 
 
 #: image extension holding the product's WCS object (gwcs) serialised as ASDF bytes

@@ -55,6 +55,6 @@ def stamp(meta, *, recipe_name, context, chash, variants, cal_ver, crds_ver):
     meta["CRDS_CTX"] = (context, "CRDS context (.pmap) used")
     meta["WC_RECIP"] = (recipe_name[:68], "webbcal recipe that produced this file")
     meta["WC_VARNT"] = (",".join(variants)[:68] or "none", "recipe variants applied")
-    meta["WC_CHASH"] = (chash, "sha256 of the resolved webbcal configuration")
+    meta["WC_CHASH"] = chash
     meta["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
                     "UTC date file created")

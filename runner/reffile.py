@@ -11,6 +11,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import ReferenceFileError
+from .product import native
 
 
 class ReferenceFile:
@@ -102,7 +103,7 @@ def open_reference(path, reftype=None):
                 if isinstance(hdu, fits.BinTableHDU):
                     tables[name] = np.array(hdu.data)
                 elif hdu.data is not None:
-                    arrays[name] = hdu.data
+                    arrays[name] = native(hdu.data)
                 headers[name] = hdu.header.copy()
     except Exception as exc:
         raise ReferenceFileError(f"{path}: cannot read reference file ({str(exc).splitlines()[0]})") from None

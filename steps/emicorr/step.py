@@ -1,0 +1,61 @@
+"""EmiCorrStep: plugin over :func:`steps.emicorr.emi_waveform.subtract_emi`."""
+import numpy as np
+from typing import List, Optional
+
+from pydantic import Field
+
+from runner import SkipStep, Step, StepParameters
+
+from .emi_waveform import CLOCK_S, EMI_FREQUENCIES_HZ, subtract_emi
+
+
+def _native_ramp(product):
+    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
+    product.data = np.asarray(product.data, dtype=np.float32)
+    if product.pixeldq is not None:
+        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
+    if product.groupdq is not None:
+        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
+
+
+class EmiCorrParameters(StepParameters):
+    """Parameters of emicorr."""
+
+    nbins: Optional[int] = Field(None, ge=4, description="Phase bins per EMI period (default: one "
+                                                         "per 10 us clock, 16..256).")
+    onthefly_corr_freq: Optional[List[float]] = Field(
+        None, description="EMI frequencies (Hz) to correct; default the nominal MIRI set "
+                          "(390.625, 218.3, 164.9, 10.039 Hz).")
+
+
+class EmiCorrStep(Step):
+    """MIRI: remove electromagnetic-interference patterns by phase folding."""
+
+    alias = "emicorr"
+    class_name = "EmiCorrStep"
+    Parameters = EmiCorrParameters
+    reference_types = ()
+    input_kind = "ramp"
+    output_kind = "ramp"
+    status_keyword = "S_MIREMI"
+
+    def process(self, product):
+        _native_ramp(product)
+        if str(product.get("INSTRUME", "")).upper() != "MIRI":
+            raise SkipStep("emicorr applies to MIRI only")
+        if product.data.shape[1] < 3:
+            raise SkipStep("fewer than 3 groups")
+        freqs = self.params.onthefly_corr_freq or list(EMI_FREQUENCIES_HZ.values())
+        ny, nx = product.data.shape[-2:]
+        timing = {"nresets_between_ints": int(product.get("NRESETS", 1) or 1)}
+        tframe = product.get("TFRAME")
+        if tframe:
+            # frame time = ny rows x (nx/4 pixel clocks + row overhead) x 10 us
+            frameclocks = int(round(float(tframe) / CLOCK_S))
+            timing["frameclocks"] = frameclocks
+            timing["extra_rowclocks"] = max(0, frameclocks // ny - nx // 4)
+        amps = subtract_emi(product.data, freqs, groupdq=product.groupdq, nbins=self.params.nbins,
+                            **timing)
+        for f, a in amps.items():
+            self.log.info("EMI %.3f Hz: waveform half-amplitude %.3f DN", f, a)
+        return product

@@ -1,0 +1,40 @@
+"""GroupScaleStep: plugin over :func:`steps.group_scale.scale_groups.scale_groups`."""
+import numpy as np
+from runner import SkipStep, Step, StepParameters
+
+from .scale_groups import scale_groups
+
+
+def _native_ramp(product):
+    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
+    product.data = np.asarray(product.data, dtype=np.float32)
+    if product.pixeldq is not None:
+        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
+    if product.groupdq is not None:
+        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
+
+
+class GroupScaleParameters(StepParameters):
+    """Parameters of group_scale (none beyond the common ones)."""
+
+
+class GroupScaleStep(Step):
+    """Rescale groups averaged on board with FRMDIVSR != NFRAMES."""
+
+    alias = "group_scale"
+    class_name = "GroupScaleStep"
+    Parameters = GroupScaleParameters
+    reference_types = ()
+    input_kind = "ramp"
+    output_kind = "ramp"
+    status_keyword = "S_GRPSCL"
+
+    def process(self, product):
+        _native_ramp(product)
+        nframes = product.get("NFRAMES")
+        frmdivsr = product.get("FRMDIVSR")
+        if nframes is None or frmdivsr is None or int(frmdivsr) == int(nframes):
+            raise SkipStep(f"FRMDIVSR ({frmdivsr}) equals NFRAMES ({nframes}) or is absent")
+        _, factor = scale_groups(product.data, frmdivsr, nframes)
+        self.log.info("scaled groups by FRMDIVSR/NFRAMES = %g", factor)
+        return product
