@@ -182,10 +182,11 @@ class Manifest:
     # -- previous run ---------------------------------------------------------------------------
     def previous_entry(self, label):
         """This label's entry in the manifest of the previous run, or None."""
-        for item in (self.previous or {}).get("items") or []:
-            if item.get("label") == label:
-                return item
-        return None
+        if not hasattr(self, "_previous_index"):
+            self._previous_index = {}
+            for item in (self.previous or {}).get("items") or []:
+                self._previous_index.setdefault(item.get("label"), item)
+        return self._previous_index.get(label)
 
     # -- recording ------------------------------------------------------------------------------
     def add_lock(self, label, prepared):

@@ -24,6 +24,15 @@ Selection rules
 * ``pars-*`` references: ``Match`` on ``(META.INSTRUMENT.DETECTOR, META.EXPOSURE.TYPE)``,
   one row per detector with EXP_TYPE ``N/A`` (any) and, for pars-detector1pipeline, a row for
   the instrument's time-series EXP_TYPEs.
+* Stage-2 imaging references (:mod:`simulator.stage2_references`): DISTORTION (ASDF,
+  ``jwst_<instr>_distortion_NNNN.asdf``) ``Match`` on ``(META.INSTRUMENT.DETECTOR,)``;
+  PHOTOM on ``(META.INSTRUMENT.DETECTOR,)`` (one table of every filter / pupil);
+  AREA on ``(META.INSTRUMENT.DETECTOR, META.SUBARRAY.NAME)``; FLAT on
+  ``(META.INSTRUMENT.DETECTOR, META.SUBARRAY.NAME, META.INSTRUMENT.FILTER,
+  META.INSTRUMENT.PUPIL)`` (MIRI without PUPIL), all then ``UseAfter``. FILTEROFFSET is
+  ``N/A``. A configuration may name its filter and pupil (4th and 5th items); a 3-item
+  configuration gets a FLAT for every (filter, pupil) that :data:`simulator.modes.MODES`
+  uses with its detector.
 * Other reference types a detector1 run may ask for (IPC, PERSAT, TRAPDENSITY, TRAPPARS,
   REFPIX, RSCD, RESET, EMICORR, PICTUREFRAME) are ``N/A`` in the .imap files: CRDS answers
   "not applicable", and the step is skipped as jwst would.
@@ -106,8 +115,16 @@ _PARS = {
                                "Detector1Pipeline"),
 }
 _NOT_APPLICABLE = {
-    "near-IR": ("IPC", "PERSAT", "TRAPDENSITY", "TRAPPARS", "REFPIX", "PICTUREFRAME"),
-    "MIRI": ("IPC", "RSCD", "RESET", "EMICORR"),
+    "near-IR": ("IPC", "PERSAT", "TRAPDENSITY", "TRAPPARS", "REFPIX", "PICTUREFRAME",
+                "FILTEROFFSET"),
+    "MIRI": ("IPC", "RSCD", "RESET", "EMICORR", "FILTEROFFSET"),
+}
+#: stage-2 reference type -> first-level Match keys (besides the detector) and file extension
+_STAGE2 = {
+    "distortion": ((), ".asdf"),
+    "photom": ((), ".fits"),
+    "area": (("META.SUBARRAY.NAME",), ".fits"),
+    "flat": (("META.SUBARRAY.NAME", "META.INSTRUMENT.FILTER", "META.INSTRUMENT.PUPIL"), ".fits"),
 }
 _DETECTOR_REFTYPES = ("mask", "saturation", "superbias", "linearity", "gain", "readnoise",
                       "dark")
@@ -191,9 +208,10 @@ def build_crds_cache(root, configurations, *,
     ----------
     root : str or Path
         Cache root (becomes ``CRDS_PATH``).
-    configurations : iterable of (detector, subarray_name, Readout or None)
+    configurations : iterable of (detector, subarray_name, Readout or None[, filter[, pupil]])
         Exposure configurations that need references; a Readout adds a DARK for its
-        READPATT.
+        READPATT; a filter (and pupil) selects the FLAT made (default: every filter / pupil
+        :data:`simulator.modes.MODES` uses with the detector).
     contexts : sequence of str
         Context names to write, numbered 1, 2 (at most two: version-1 and version-2 gain /
         readnoise). The last one becomes the operational context.
@@ -218,9 +236,11 @@ def build_crds_cache(root, configurations, *,
     needed: dict = {}
     detectors_by_instr: dict = {}
     darks: dict = {}
+    stage2: dict = {}   # (instr, reftype) -> {match key: (detector, subarray, filter, pupil)}
     for entry in configurations:
-        detector, subname, readout = entry
+        detector, subname, readout = entry[:3]
         det = get_detector(detector)
+        _stage2_needs(stage2, det, get_subarray(det.name, subname), entry[3:])
         sub = get_subarray(det.name, subname)
         instr = det.instrument
         detectors_by_instr.setdefault(instr, set()).add(det.name)
@@ -257,6 +277,15 @@ def build_crds_cache(root, configurations, *,
                     write_reference(rt, path, det_name, sub, version=version, readout=readout)
                 rows.setdefault((instr, rt, version), {})[key] = fname
 
+    # ---- stage-2 references (DISTORTION, PHOTOM, AREA, FLAT) -----------------------------
+    for (instr, rt), entries in sorted(stage2.items()):
+        ext = _STAGE2[rt][1]
+        for counter, key in enumerate(sorted(entries), start=1):
+            det_name, sub, filt, pupil = entries[key]
+            fname = f"jwst_{instr.lower()}_{rt}_{counter:04d}{ext}"
+            _write_stage2(refs / instr.lower() / fname, rt, det_name, sub, filt, pupil)
+            rows.setdefault((instr, rt, 1), {})[key] = fname
+
     # ---- parameter references --------------------------------------------------------
     pars_rows: dict = {}   # (instr, kind, ctxnum) -> {(detectors, exptype): filename}
     for instr, dets in sorted(detectors_by_instr.items()):
@@ -292,6 +321,13 @@ def build_crds_cache(root, configurations, *,
                 rmap_name = f"jwst_{instr.lower()}_{rt}_{version:04d}.rmap"
                 _write_rmap(maps / rmap_name, instr, rt, rows[(instr, rt, version)],
                             dark=(rt == "dark"))
+                selector[rt.upper()] = rmap_name
+            for rt in _STAGE2:
+                if (instr, rt, 1) not in rows:
+                    continue
+                rmap_name = f"jwst_{instr.lower()}_{rt}_0001.rmap"
+                _write_rmap(maps / rmap_name, instr, rt, rows[(instr, rt, 1)], dark=False,
+                            first=_stage2_parkeys(instr, rt))
                 selector[rt.upper()] = rmap_name
             for kind in _PARS:
                 table = pars_rows[(instr, kind, ctxnum)]
@@ -346,10 +382,12 @@ def _useafter(fname: str) -> str:
     return f"UseAfter({{\n        {_USEAFTER_KEY!r} : {fname!r},\n    }})"
 
 
-def _write_rmap(path: Path, instr: str, rt: str, table: dict, *, dark: bool) -> None:
-    first = ("META.INSTRUMENT.DETECTOR", "META.SUBARRAY.NAME")
-    if dark:
-        first = first + ("META.EXPOSURE.READPATT",)
+def _write_rmap(path: Path, instr: str, rt: str, table: dict, *, dark: bool,
+                first: tuple | None = None) -> None:
+    if first is None:
+        first = ("META.INSTRUMENT.DETECTOR", "META.SUBARRAY.NAME")
+        if dark:
+            first = first + ("META.EXPOSURE.READPATT",)
     parkey = (first, ("META.OBSERVATION.DATE", "META.OBSERVATION.TIME"))
     header = {"mapping": "REFERENCE", "observatory": "JWST", "instrument": instr,
               "filekind": rt.upper(), "name": path.name, "parkey": parkey,
@@ -372,3 +410,78 @@ def _write_pars_rmap(path: Path, instr: str, kind: str, table: dict) -> None:
         body.append(f"    {tuple(key)!r} : {_useafter(table[key])},")
     body.append("})")
     _write_if_changed(path, _mapping_text(header, "\n".join(body)).encode())
+
+
+# ---- stage-2 references ------------------------------------------------------------------
+
+def _stage2_parkeys(instr: str, rt: str) -> tuple:
+    keys = ("META.INSTRUMENT.DETECTOR",) + _STAGE2[rt][0]
+    if instr == "MIRI":
+        keys = tuple(k for k in keys if k != "META.INSTRUMENT.PUPIL")
+    return keys
+
+
+def _default_filters(detector: str) -> list:
+    """(filter, pupil) pairs :data:`simulator.modes.MODES` uses with a detector."""
+    from .modes import MODES
+
+    out = []
+    for mode in MODES.values():
+        if mode["detector"] == detector and (mode["filter"], mode["pupil"]) not in out:
+            out.append((mode["filter"], mode["pupil"]))
+    return out
+
+
+def _stage2_needs(stage2: dict, det, sub, extra: tuple) -> None:
+    """Record the DISTORTION, PHOTOM, AREA and FLAT references a configuration needs."""
+    instr = det.instrument
+    if instr not in ("NIRCAM", "NIRISS", "MIRI"):
+        return
+    stage2.setdefault((instr, "distortion"), {})[(det.name,)] = (det.name, None, None, None)
+    stage2.setdefault((instr, "photom"), {})[(det.name,)] = (det.name, None, None, None)
+    stage2.setdefault((instr, "area"), {})[(det.name, sub.name)] = (det.name, sub, None, None)
+    if extra:
+        filters = [(extra[0], extra[1] if len(extra) > 1 else None)]
+    else:
+        filters = _default_filters(det.name)
+    for filt, pupil in filters:
+        if not filt:
+            continue
+        if instr == "MIRI":
+            key = (det.name, sub.name, filt)
+        else:
+            key = (det.name, sub.name, filt, pupil or "N/A")
+        stage2.setdefault((instr, "flat"), {})[key] = (det.name, sub, filt, pupil)
+
+
+def _asdf_simspec(path: Path):
+    """The ``simspec:`` value in an ASDF file's YAML (read as text; None when absent)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536).decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in head.splitlines():
+        line = line.strip()
+        if line.startswith("simspec:"):
+            return line.split(":", 1)[1].strip().strip("'\"")
+    return None
+
+
+def _write_stage2(path: Path, rt: str, det_name: str, sub, filt, pupil) -> None:
+    from . import stage2_references as S2
+
+    spec = S2.stage2_reference_spec(rt, det_name, sub, filt, pupil)
+    if rt == "distortion":
+        if path.exists() and _asdf_simspec(path) == spec:
+            return
+        S2.write_distortion(path, det_name)
+        return
+    if path.exists() and _header_value(path, "SIMSPEC") == spec:
+        return
+    if rt == "photom":
+        S2.write_photom(path, det_name)
+    elif rt == "area":
+        S2.write_area(path, det_name, sub)
+    else:
+        S2.write_flat(path, det_name, sub, filt, pupil)
