@@ -155,9 +155,34 @@ def best_references(header, reftypes, context):
     params = crds_header(header)
     out = {}
     known = context_reftypes(context, header.get("INSTRUME"))
+    if known is not None:
+        for reftype in reftypes:
+            if reftype not in known:
+                out[reftype] = None      # the context does not define this type for the instrument
+    pending = [r for r in reftypes if r not in out]
+    if len(pending) > 1:
+        # One call for all types (fast); any trouble -> per type below, for a precise message.
+        try:
+            result = crds.getreferences(params, reftypes=pending, context=context, observatory="jwst")
+            batch = {}
+            for r in pending:
+                value = str(result.get(r, ""))
+                if value.upper().startswith("NOT FOUND"):
+                    if "n/a" not in value.lower():
+                        batch = None
+                        break
+                    batch[r] = None
+                elif value:
+                    batch[r] = value
+                else:
+                    batch = None
+                    break
+            if batch is not None:
+                out.update(batch)
+        except BaseException:  # noqa: BLE001
+            pass
     for reftype in reftypes:
-        if known is not None and reftype not in known:
-            out[reftype] = None      # the context does not define this type for the instrument
+        if reftype in out:
             continue
         try:
             result = crds.getreferences(params, reftypes=[reftype], context=context, observatory="jwst")
