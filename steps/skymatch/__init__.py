@@ -1,0 +1,1 @@
+"""skymatch: equalise (or remove) the sky of overlapping imaging exposures (stage 3)."""
