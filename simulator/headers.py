@@ -20,13 +20,31 @@ of each group (``end_day``: days since 2000-01-01, ``end_milliseconds`` into tha
 
 WCS
 ---
-A TAN projection at the reference pixel ``(XREF_SCI, YREF_SCI)`` (1-based) on
-``(RA_REF, DEC_REF)``; ``CDELT = pixel_scale / 3600``; PC matrix as jwst's
-``calc_rotation_matrix(ROLL_REF, V3I_YANG, VPARITY)``: with ``a = ROLL_REF - VPARITY *
-V3I_YANG``, ``PC1_1 = VPARITY cos a, PC1_2 = sin a, PC2_1 = -VPARITY sin a, PC2_2 = cos a``.
+The pointing and the pixel grid agree with the stage-2 geometry of
+:mod:`simulator.stage2_references` (the DISTORTION reference plus the JWST attitude
+rotation): V2_REF, V3_REF are the V2V3 (arcsec) of the reference pixel ``(XREF_SCI,
+YREF_SCI)`` (1-based) under the detector's distortion
+(:func:`simulator.stage2_references.reference_point_v2v3`, as SIAF apertures are defined), so
+that the reference pixel looks at ``(RA_REF, DEC_REF)``. :attr:`ExposureSpec.v2v3_ref` gives
+them, :func:`pointing` the five pointing keywords, :func:`pixel_to_world` /
+:func:`world_to_pixel` the exact (distorted) pixel <-> sky mapping.
+
+The basic SCI-header WCS (:func:`tan_wcs`) is the TAN projection on ``(RA_REF, DEC_REF)`` at
+the reference pixel whose linear part is the local Jacobian of that exact mapping at the
+reference pixel: ``CDELT = pixel_scale / 3600`` and ``PC = J / CDELT`` (``J`` the
+derivative of the gnomonic coordinates of the sky position, deg, with respect to the pixel
+coordinates; for an undistorted detector it is jwst's ``calc_rotation_matrix(ROLL_REF,
+V3I_YANG, VPARITY)``: with ``a = ROLL_REF - VPARITY * V3I_YANG``, ``PC1_1 = VPARITY cos a,
+PC1_2 = sin a, PC2_1 = -VPARITY sin a, PC2_2 = cos a``). It omits the higher-order distortion
+(a few hundredths of a pixel over a 64-pixel subarray, more over larger ones); assign_wcs
+replaces it.
+
 RA_V1/DEC_V1 are the V1 axis placed at ``(-V2_REF, -V3_REF)`` arcsec from the reference
 point (V3 at position angle ROLL_REF, V2 at ROLL_REF + 90 deg); PA_V3 = ROLL_REF (the
 convergence of meridians over the few arcminutes is neglected).
+
+Header comments are at most 47 characters, so that no card (8-character keyword, 20-column
+value) needs truncating.
 """
 
 from __future__ import annotations
@@ -42,7 +60,8 @@ from .ramps import Readout
 
 __all__ = ["ExposureSpec", "INSTRUMENT_APERTURES", "PIXEL_SCALES", "rootname", "filename",
            "primary_cards", "sci_cards", "int_times_table", "group_table", "integration_times",
-           "tan_wcs", "pixel_to_sky", "mjd_to_datetime", "TT_MINUS_UTC_S"]
+           "tan_wcs", "pixel_to_sky", "pointing", "pixel_to_world", "world_to_pixel",
+           "mjd_to_datetime", "TT_MINUS_UTC_S"]
 
 TT_MINUS_UTC_S = 69.184
 _MJD0 = _dt.datetime(1858, 11, 17)
@@ -119,8 +138,15 @@ class ExposureSpec:
 
     @property
     def aperture(self):
-        """(V2_REF, V3_REF, V3I_YANG, VPARITY)."""
+        """(V2, V3, V3I_YANG, VPARITY) of the detector's full-frame aperture (its centre)."""
         return INSTRUMENT_APERTURES.get(self.detector, (0.0, -500.0, 0.0, -1))
+
+    @property
+    def v2v3_ref(self):
+        """(V2_REF, V3_REF) arcsec: the V2V3 of the reference pixel :attr:`crpix` of this
+        subarray under the detector's distortion (see the module docstring)."""
+        from . import stage2_references as S2
+        return S2.reference_point_v2v3(self.detector, self.subarray, *self.crpix)
 
 
 def rootname(spec: ExposureSpec) -> str:
@@ -163,21 +189,69 @@ def _exposure_times(spec: ExposureSpec):
     return float(start[0]), float(0.5 * (start[0] + end[-1])), float(end[-1]), duration
 
 
+def pointing(spec: ExposureSpec) -> dict:
+    """The pointing keywords V2_REF, V3_REF (arcsec), ROLL_REF, RA_REF, DEC_REF (deg).
+
+    The mapping :func:`simulator.stage2_references.detector_to_world` and
+    :func:`~simulator.stage2_references.world_to_detector` take as ``header``.
+    """
+    v2, v3 = spec.v2v3_ref
+    return {"V2_REF": v2, "V3_REF": v3, "ROLL_REF": float(spec.roll_ref),
+            "RA_REF": float(spec.ra_ref), "DEC_REF": float(spec.dec_ref)}
+
+
+def pixel_to_world(spec: ExposureSpec, x, y):
+    """RA, Dec (deg) of 0-based subarray pixels through the distortion and the pointing.
+
+    What assign_wcs computes from the DISTORTION reference and the header keywords.
+    """
+    from . import stage2_references as S2
+    return S2.detector_to_world(spec.detector, spec.subarray, pointing(spec), x, y)
+
+
+def world_to_pixel(spec: ExposureSpec, ra, dec):
+    """0-based subarray pixel ``(x, y)`` of RA, Dec (deg); inverse of :func:`pixel_to_world`."""
+    from . import stage2_references as S2
+    return S2.world_to_detector(spec.detector, spec.subarray, pointing(spec), ra, dec)
+
+
+def _gnomonic(ra, dec, ra0, dec0):
+    """Gnomonic (TAN) coordinates (deg) of RA, Dec (deg) about (ra0, dec0)."""
+    ra, dec = np.radians(ra), np.radians(dec)
+    a0, d0 = math.radians(ra0), math.radians(dec0)
+    cosc = math.sin(d0) * np.sin(dec) + math.cos(d0) * np.cos(dec) * np.cos(ra - a0)
+    xi = np.cos(dec) * np.sin(ra - a0) / cosc
+    eta = (math.cos(d0) * np.sin(dec) - math.sin(d0) * np.cos(dec) * np.cos(ra - a0)) / cosc
+    return np.degrees(xi), np.degrees(eta)
+
+
 def tan_wcs(spec: ExposureSpec) -> dict:
-    """The SCI-header TAN WCS keywords (see the module docstring)."""
-    v2, v3, yang, vpar = spec.aperture
-    a = math.radians(spec.roll_ref - vpar * yang)
+    """The SCI-header TAN WCS keywords: the distortion linearised at the reference pixel.
+
+    See the module docstring. ``CDELT = pixel_scale / 3600`` and ``PC`` the local Jacobian of
+    the exact pixel -> sky mapping at the reference pixel divided by ``CDELT``.
+    """
     cdelt = spec.pixel_scale / 3600.0
     cx, cy = spec.crpix
+    h = 0.5
+    x = np.array([cx - 1 + h, cx - 1 - h, cx - 1, cx - 1])
+    y = np.array([cy - 1, cy - 1, cy - 1 + h, cy - 1 - h])
+    ra, dec = pixel_to_world(spec, x, y)
+    xi, eta = _gnomonic(ra, dec, spec.ra_ref, spec.dec_ref)
+    pc = np.array([[xi[0] - xi[1], xi[2] - xi[3]],
+                   [eta[0] - eta[1], eta[2] - eta[3]]]) / (2 * h) / cdelt
     return {"WCSAXES": 2, "CRPIX1": cx, "CRPIX2": cy, "CRVAL1": spec.ra_ref,
             "CRVAL2": spec.dec_ref, "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN",
             "CUNIT1": "deg", "CUNIT2": "deg", "CDELT1": cdelt, "CDELT2": cdelt,
-            "PC1_1": vpar * math.cos(a), "PC1_2": math.sin(a),
-            "PC2_1": -vpar * math.sin(a), "PC2_2": math.cos(a)}
+            "PC1_1": float(pc[0, 0]), "PC1_2": float(pc[0, 1]),
+            "PC2_1": float(pc[1, 0]), "PC2_2": float(pc[1, 1])}
 
 
 def pixel_to_sky(spec: ExposureSpec, x, y):
-    """RA, Dec (deg) of 0-based pixel positions through :func:`tan_wcs`."""
+    """RA, Dec (deg) of 0-based pixel positions through the TAN header WCS :func:`tan_wcs`.
+
+    An approximation (no higher-order distortion); :func:`pixel_to_world` is exact.
+    """
     from astropy.wcs import WCS
     w = WCS(tan_wcs(spec))
     ra, dec = w.all_pix2world(np.asarray(x, float), np.asarray(y, float), 0)
@@ -185,7 +259,7 @@ def pixel_to_sky(spec: ExposureSpec, x, y):
 
 
 def _v1_pointing(spec: ExposureSpec):
-    v2, v3, _, _ = spec.aperture
+    v2, v3 = spec.v2v3_ref
     sep = math.hypot(v2, v3) / 3600.0
     if sep == 0:
         return spec.ra_ref, spec.dec_ref
@@ -286,7 +360,7 @@ def primary_cards(spec: ExposureSpec, *, fname: str | None = None,
         ("ZEROFRAM", False, "T if a zero frame was read separately"),
         ("DATAPROB", False, "Science telemetry indicated a problem"),
         ("FRMDIVSR", r.frmdivsr, "Divisor applied to frame-averaged groups"),
-        ("DRPFRMS1", r.drop_frames1, "Number of frames dropped prior to first integration"),
+        ("DRPFRMS1", r.drop_frames1, "Frames dropped before the first integration"),
         ("DRPFRMS3", 0, "Number of frames dropped between integrations"),
         ("IS_PSF", bool(spec.is_psf), "Is this a PSF reference exposure"),
         ("SUBARRAY", sub.name, "Subarray used"),
@@ -324,8 +398,13 @@ def primary_cards(spec: ExposureSpec, *, fname: str | None = None,
 
 
 def sci_cards(spec: ExposureSpec) -> list:
-    """SCI-extension header cards (pointing, WCS, exposure times in MJD-BEG/AVG/END)."""
-    v2, v3, yang, vpar = spec.aperture
+    """SCI-extension header cards (pointing, WCS, exposure times in MJD-BEG/AVG/END).
+
+    V2_REF, V3_REF are :attr:`ExposureSpec.v2v3_ref` (the reference pixel's V2V3 for this
+    subarray), not the detector's full-frame aperture.
+    """
+    _, _, yang, vpar = spec.aperture
+    v2, v3 = spec.v2v3_ref
     ra_v1, dec_v1 = _v1_pointing(spec)
     t0, tmid, t1, duration = _exposure_times(spec)
     cx, cy = spec.crpix
@@ -343,9 +422,9 @@ def sci_cards(spec: ExposureSpec) -> list:
     ]
     cards += [(k, v, "") for k, v in tan_wcs(spec).items()]
     cards += [
-        ("V2_REF", v2, "[arcsec] Telescope V2 coordinate of the reference point"),
-        ("V3_REF", v3, "[arcsec] Telescope V3 coordinate of the reference point"),
-        ("VPARITY", vpar, "Relative sense of rotation between Ideal xy and V2V3"),
+        ("V2_REF", v2, "[arcsec] V2 of the reference point"),
+        ("V3_REF", v3, "[arcsec] V3 of the reference point"),
+        ("VPARITY", vpar, "Sense of rotation between Ideal xy and V2V3"),
         ("V3I_YANG", yang, "[deg] Angle from V3 axis to Ideal y axis"),
         ("RA_REF", spec.ra_ref, "[deg] Right ascension of the reference point"),
         ("DEC_REF", spec.dec_ref, "[deg] Declination of the reference point"),

@@ -21,6 +21,26 @@ niriss_ami          NIS       NIS_AMI         F480M / NRM                SUB80  
 miri_image          MIRIMAGE  MIR_IMAGE       F770W                      SUB64/SUB256/FULL      2 (full: 4) dithers
 ==================  ========  ==============  =========================  =====================  ========================
 
+Consistency with stage 2
+------------------------
+Every exposure is what the stage-2 references of :mod:`simulator.stage2_references` describe:
+
+* pointing: V2_REF/V3_REF are the reference pixel's V2V3 for the subarray
+  (:attr:`simulator.headers.ExposureSpec.v2v3_ref`);
+* geometry: imaging sources get their RA/Dec from the first dither's pixel positions through
+  the DISTORTION model and the pointing (:func:`simulator.stage2_references.detector_to_world`);
+  in dither ``k`` they are placed at ``world_to_detector`` of that RA/Dec for dither ``k``'s
+  pointing (so assign_wcs maps the truth RA/Dec to the truth pixel, to < 1e-6 pixel);
+* pixel response: the scene (e/s) is multiplied by
+  :func:`simulator.stage2_references.qe_response` (detector, subarray, FILTER) before the
+  ramps are simulated (every mode), so the FLAT reference (``qe * nominal_gain / gain``)
+  recovers ``scene / nominal_gain``; the ``RampTruth`` (``rate_dn``) therefore includes the
+  QE: it is what detector1 measures. The scene truth (``truth['scene']``) is the incident
+  scene, before QE; ``truth['pixel_response']`` says what was applied;
+* flux: every imaging truth source (and the TSO star) carries ``flux_jy``, its incident
+  flux in e/s times :func:`simulator.stage2_references.rate_e_to_jy` (what a perfect
+  calibration recovers: sum of the calibrated MJy/sr pixels times ``PIXAR_SR * 1e6``).
+
 Notes: the 'tiny' MIRI LRS exposures use the SUB64 window (not an LRS configuration, for
 speed); time-series orbits are time-compressed (the period is scaled so that the transit
 lasts ~60 % of the exposure). Star brightnesses are chosen so that the brightest pixel stays
@@ -38,6 +58,7 @@ import numpy as np
 from . import associations as A
 from . import headers as H
 from . import scenes as S
+from . import stage2_references as S2
 from .detectors import detector_properties, get_subarray
 from .ramps import Readout, readout_for
 from .uncal import simulate_exposure
@@ -193,8 +214,15 @@ def _tso_orbit(spec: H.ExposureSpec, a_rs: float):
 
 
 def _write(sset: SimulatedSet, spec, rate, outdir, seed, scene_truth, extra=None):
-    u, t, r = simulate_exposure(spec, rate, outdir, seed=seed, scene_truth=scene_truth,
-                                extra_truth={"mode": sset.mode, "size": sset.size, **(extra or {})})
+    """Apply the pixel QE response to the scene (e/s), simulate the ramps, record the files."""
+    qe = S2.qe_response(spec.detector, spec.subarray, spec.filter)
+    response = {"qe_response": {"detector": spec.detector, "subarray": spec.subarray.name,
+                                "filter": spec.filter},
+                "note": "scene (e/s) x qe_response before the ramps; ramp truth includes it"}
+    u, t, r = simulate_exposure(spec, np.asarray(rate, float) * qe, outdir, seed=seed,
+                                scene_truth=scene_truth,
+                                extra_truth={"mode": sset.mode, "size": sset.size,
+                                             "pixel_response": response, **(extra or {})})
     sset.exposures.append(u)
     sset.truths.append(t)
     sset.ramp_truths.append(r)
@@ -237,24 +265,28 @@ def _imaging(mode, outdir, size, seed, sset):
     peak = psf.stamp(0.0, 0.0)[2].max()
     fmax = _peak_safe_flux(peak, ro, gain, 15000.0)
     fl = np.exp(rng.uniform(math.log(fmax / 100.0), math.log(fmax), n))
-    sources = np.column_stack([xs, ys, fl])
     spec1 = _spec(mode, m, sub, ro)
     cx, cy = spec1.crpix
-    ra_src, dec_src = H.pixel_to_sky(spec1, xs, ys)
+    # sky positions through the distortion and the first dither's pointing
+    ra_src, dec_src = H.pixel_to_world(spec1, xs, ys)
+    to_jy = S2.rate_e_to_jy(m["instrument"], det, m["filter"], m["pupil"])
     for k, (dx, dy) in enumerate(offsets):
         sx, sy = S.sky_to_pixel_offsets(dx, dy, scale, 0.0)
         # the reference pixel of dither k looks at the sky seen at crpix - shift in dither 1
-        ra_k, dec_k = H.pixel_to_sky(spec1, [cx - 1 - sx], [cy - 1 - sy])
+        ra_k, dec_k = H.pixel_to_world(spec1, [cx - 1 - sx], [cy - 1 - sy])
         spec = _spec(mode, m, sub, ro, exposure=k + 1, ra_ref=float(ra_k[0]),
                      dec_ref=float(dec_k[0]),
                      dither={"PATTTYPE": patt, "PATT_NUM": k + 1, "NUMDTHPT": ndither,
                              "XOFFSET": dx, "YOFFSET": dy})
+        # the same sky seen through dither k's pointing and the distortion
+        xk, yk = H.world_to_pixel(spec, ra_src, dec_src)
         sky = 0.5 if det != "MIRIMAGE" else 30.0
-        rate, truth = S.star_field(sub.shape, n, psf=psf, sky=sky, offset=(sx, sy),
-                                   sources=sources)
+        rate, truth = S.star_field(sub.shape, n, psf=psf, sky=sky, offset=(0.0, 0.0),
+                                   sources=np.column_stack([xk, yk, fl]))
         for src, ra, dec in zip(truth["sources"], ra_src, dec_src):
             src["ra"] = float(ra)
             src["dec"] = float(dec)
+            src["flux_jy"] = src["flux_e_per_s"] * to_jy
         _write(sset, spec, rate, outdir, _seed(seed, mode, "ramps", k), truth,
                {"dither_offset_arcsec": [dx, dy], "dither_shift_pix": [sx, sy]})
     # associations
@@ -287,6 +319,11 @@ def _tso_image(mode, outdir, size, seed, sset):
     rate, truth = S.tso_image_cube(sub.shape, mid, star_flux=flux, psf=psf,
                                    x=(sub.xsize - 1) / 2.0 + 0.3, y=(sub.ysize - 1) / 2.0 - 0.2,
                                    period=period, rp_rs=0.1, a_rs=a_rs, inc_deg=89.0)
+    star = truth["star"]
+    star["flux_jy"] = star["flux_e_per_s"] * S2.rate_e_to_jy(m["instrument"], det, m["filter"],
+                                                             m["pupil"])
+    ra, dec = H.pixel_to_world(spec, [star["x"]], [star["y"]])
+    star["ra"], star["dec"] = float(ra[0]), float(dec[0])
     u = _write(sset, spec, rate, outdir, _seed(seed, mode, "ramps"), truth)
     root = _root(u)
     sset.associations.append(A.write_association(outdir, A.make_association(

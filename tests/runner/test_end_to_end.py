@@ -175,3 +175,29 @@ def test_batch_continues_after_bad_input(crds_env, nircam, tmp_path, capsys):
     assert code == 1
     assert "broken_uncal.fits: failed" in captured.out and "1 of 2 inputs failed" in captured.err
     assert len(list((tmp_path / "out").glob("*_rate.fits"))) == 1
+
+
+def test_single_steps_call_and_run(crds_env, nircam):
+    from steps.dq_init.step import DQInitStep
+    from steps.jump.step import JumpStep
+    from steps.superbias.step import SuperBiasStep
+
+    ramp = DQInitStep.call(str(nircam), crds_context="jwst_0001.pmap")
+    assert ramp.kind == "ramp" and ramp.meta["S_DQINIT"] == "COMPLETE"
+    assert ramp.meta["R_MASK"].startswith("crds://")
+    raw = ramp.data.copy()
+    ramp = SuperBiasStep.call(ramp, crds_context="jwst_0001.pmap")
+    assert ramp.meta["S_SUPERB"] == "COMPLETE" and not np.array_equal(raw, ramp.data)
+    jumped = JumpStep(rejection_threshold=5.0).run(ramp, crds_context="jwst_0001.pmap")
+    assert jumped.meta["S_JUMP"] == "COMPLETE"
+
+
+def test_chain_recipe_runs_stages_in_turn(crds_env, nircam, tmp_path):
+    chain = tmp_path / "chain.yaml"
+    chain.write_text("chain:\n  - calwebb_detector1\n  - recipe: calwebb_image2\n")
+    results = Recipe.load(chain).run([nircam], output_dir=tmp_path / "out", crds_context="jwst_0001.pmap")
+    names = sorted(Path(o).name for r in results for o in r.outputs)
+    root = nircam.name.replace("_uncal.fits", "")
+    assert f"{root}_rate.fits" in names and f"{root}_cal.fits" in names
+    hdr = fits.getheader(tmp_path / "out" / f"{root}_cal.fits")
+    assert hdr["S_FLAT"] == "COMPLETE" and hdr["S_PHOTOM"] == "COMPLETE" and hdr["WC_RECIP"] == "calwebb_image2"

@@ -99,25 +99,105 @@ def test_headers_match_request_and_archive_layout(tiny_sets, mode):
 
 def test_imaging_dithers_and_sky_truth(tiny_sets):
     from astropy.wcs import WCS
+
+    from simulator import stage2_references as S2
+    from simulator.detectors import get_subarray
+
     s = tiny_sets["nircam_image"]
     t0 = json.loads(Path(s.truths[0]).read_text())
+    to_jy = S2.rate_e_to_jy("NIRCAM", "NRCA1", "F200W", "CLEAR")
     pts = []
     for path, tpath in zip(s.exposures, s.truths):
         t = json.loads(Path(tpath).read_text())
         with fits.open(path) as h:
             assert h[0].header["NUMDTHPT"] == 3
             pts.append(h[0].header["PATT_NUM"])
-            w = WCS(h["SCI"].header, naxis=2)
-        # every source's truth RA/Dec maps to its truth pixel position in this exposure
-        for src in t["scene"]["sources"]:
-            x, y = w.all_world2pix(src["ra"], src["dec"], 0)
-            assert x == pytest.approx(src["x"], abs=0.02)
-            assert y == pytest.approx(src["y"], abs=0.02)
-        # the scene moves by minus the dither offset
-        for a, b in zip(t0["scene"]["sources"], t["scene"]["sources"]):
-            assert b["x"] - a["x"] == pytest.approx(-t["exposure"]["XOFFSET"] / 0.031)
-            assert b["ra"] == a["ra"]
+            sci = h["SCI"].header
+            w = WCS(sci, naxis=2)
+        sub = get_subarray("NRCA1", h[0].header["SUBARRAY"])
+        # V2_REF/V3_REF are the subarray reference pixel's, not the full frame's (~31" away)
+        v2, v3 = S2.reference_point_v2v3("NRCA1", sub, sci["XREF_SCI"], sci["YREF_SCI"])
+        assert sci["V2_REF"] == pytest.approx(v2, abs=1e-9)
+        assert sci["V3_REF"] == pytest.approx(v3, abs=1e-9)
+        assert abs(sci["V2_REF"] - S2.detector_aperture("NRCA1")[0]) > 10.0
+        src = t["scene"]["sources"]
+        ra, dec = [q["ra"] for q in src], [q["dec"] for q in src]
+        x, y = np.array([q["x"] for q in src]), np.array([q["y"] for q in src])
+        # every source's truth RA/Dec maps to its truth pixel through the distortion ...
+        xs, ys = S2.world_to_detector("NRCA1", sub, sci, ra, dec)
+        assert np.max(np.hypot(xs - x, ys - y)) < 1e-6
+        # ... and, nearly, through the header's linearised TAN WCS
+        xa, ya = w.all_world2pix(ra, dec, 0)
+        assert np.max(np.hypot(xa - x, ya - y)) < 0.02
+        for q in src:
+            assert q["flux_jy"] == pytest.approx(q["flux_e_per_s"] * to_jy, rel=1e-12)
+        # the scene moves by minus the dither offset (to the distortion's few 1e-4 pixel)
+        for a, b in zip(t0["scene"]["sources"], src):
+            assert b["x"] - a["x"] == pytest.approx(-t["exposure"]["XOFFSET"] / 0.031, abs=2e-3)
+            assert b["y"] - a["y"] == pytest.approx(-t["exposure"]["YOFFSET"] / 0.031, abs=2e-3)
+            assert b["ra"] == a["ra"] and b["flux_jy"] == a["flux_jy"]
     assert pts == [1, 2, 3]
+
+
+@pytest.mark.parametrize("mode", ["nircam_image", "miri_image"])
+def test_ramp_truth_includes_qe_and_flat_recovers_scene(tiny_sets, mode):
+    """rate_dn = scene * qe / gain, so rate_dn / FLAT = scene / nominal_gain, and the photometric
+    chain (x PHOTMJSR x PIXAR_SR) returns the truth flux_jy."""
+    from simulator import stage2_references as S2
+    from simulator.detectors import detector_properties, get_subarray
+    from simulator.scenes import PSF, render_point_sources
+
+    s = tiny_sets[mode]
+    t = json.loads(Path(s.truths[0]).read_text())
+    exp = t["exposure"]
+    det, filt, pupil = exp["DETECTOR"], exp["FILTER"], exp.get("PUPIL")
+    instr = exp["INSTRUME"]
+    sub = get_subarray(det, exp["SUBARRAY"])
+    assert t["pixel_response"]["qe_response"] == {"detector": det, "subarray": sub.name,
+                                                  "filter": filt}
+    scene = t["scene"]
+    psf = PSF(**{k: v for k, v in scene["psf"].items() if k != "half_width"})
+    src = scene["sources"]
+    rate_e, _ = render_point_sources(sub.shape, [q["x"] for q in src], [q["y"] for q in src],
+                                     [q["flux_e_per_s"] for q in src], psf, scene["sky_e_per_s"])
+    rate_dn = RampTruth.load(Path(s.exposures[0]).parent / t["ramp_truth"]).rate_dn[0]
+    flat = S2.flat_arrays(det, sub, filt)["SCI"]
+    g = detector_properties(det).nominal_gain
+    good = np.isfinite(flat) & (rate_dn > 0)
+    good &= ~sub.cut(detector_properties(det).detector.reference_pixel_mask())
+    assert good.mean() > 0.8                               # reference pixels excluded
+    rel = (rate_dn / flat * g)[good] / rate_e[good] - 1
+    assert np.max(np.abs(rel)) < 1e-5
+    # without the QE in the scene the flat would be off by its QE pattern (> 0.8 % rms)
+    qe = S2.qe_response(det, sub, filt)
+    assert np.std((rate_dn / qe / flat * g)[good] / rate_e[good]) > 0.005
+    # MJy/sr x PIXAR_SR: summed over the good pixels, minus the sky, = the sources' janskys
+    pixar_sr, _ = S2.pixel_area_sr(det)
+    mjysr = rate_dn / flat * S2.photmjsr(instr, filt, pupil)
+    to_jy = S2.rate_e_to_jy(instr, det, filt, pupil)
+    jy = (mjysr[good].astype(float) * pixar_sr * 1e6).sum() - scene["sky_e_per_s"] * to_jy * good.sum()
+    src_only, _ = render_point_sources(sub.shape, [q["x"] for q in src], [q["y"] for q in src],
+                                       [q["flux_jy"] for q in src], psf, 0.0)
+    assert jy == pytest.approx(src_only[good].sum(), rel=1e-4)
+    # and the whole-array truth, where every stamp is on the array
+    for q in src:
+        assert q["flux_on_array_e_per_s"] * to_jy == pytest.approx(q["flux_jy"], rel=5e-3)
+
+
+def test_header_cards_need_no_truncation():
+    import warnings as _w
+
+    from simulator import headers as H
+
+    for mode in modes.MODES:
+        m, sub, ro, _ = modes._setup(mode, "tiny")
+        spec = modes._spec(mode, m, sub, ro, dither={"PATTTYPE": "SUBARRAY_DITHER", "PATT_NUM": 1,
+                                                     "NUMDTHPT": 3, "XOFFSET": 0.123456789,
+                                                     "YOFFSET": -0.333333333, "NOD_TYPE": "X"})
+        for cards in (H.primary_cards(spec), H.sci_cards(spec)):
+            with _w.catch_warnings():
+                _w.simplefilter("error")
+                fits.Header([fits.Card(*c) for c in cards if c[0]])
 
 
 def test_slope_truth_consistent_with_ramps(tiny_sets):

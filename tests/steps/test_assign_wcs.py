@@ -135,32 +135,48 @@ def test_cube_full_frame_miri_and_skips(distortion):
         AssignWcsStep(override_distortion=distortion["MIRIMAGE"]).process(rate_product())
 
 
-def test_simulator_sources_land_on_their_true_pixels(tiny_sets, distortion):
-    """The nircam_image truth (RA, Dec of every source) through our WCS gives the truth pixel."""
-    sset = tiny_sets["nircam_image"]
-    worst = []
+def _sources_through_assign_wcs(sset, distortion):
+    """Per exposure: (max miss in pixels of the truth RA/Dec through our gwcs, |dV2|+|dV3| of
+    the header against the reference pixel's V2V3)."""
+    out = []
     for uncal, truth_path in zip(sset.exposures, sset.truths):
         truth = json.loads(Path(truth_path).read_text())
         with fits.open(uncal) as hdul:
             prim, sci = hdul[0].header.copy(), hdul["SCI"].header.copy()
-        sub = get_subarray(prim["DETECTOR"], prim["SUBARRAY"])
+        det = prim["DETECTOR"]
+        sub = get_subarray(det, prim["SUBARRAY"])
         product = Product("image", prim, {"SCI": np.zeros(sub.shape, np.float32)},
                           ext_headers={"SCI": sci}, filename=Path(uncal).name)
-        out = AssignWcsStep(override_distortion=distortion["NRCA1"], sip_approx=False).process(product)
+        out_p = AssignWcsStep(override_distortion=distortion[det], sip_approx=False).process(product)
         src = truth["scene"]["sources"]
         ra, dec = [s["ra"] for s in src], [s["dec"] for s in src]
-        x, y = out.wcs.invert(ra, dec, with_bounding_box=False)
-        dist = np.hypot(x - [s["x"] for s in src], y - [s["y"] for s in src])
-        v2, v3 = S.reference_point_v2v3(prim["DETECTOR"], sub, sci["XREF_SCI"], sci["YREF_SCI"])
-        fixed = dict(sci, V2_REF=v2, V3_REF=v3)   # what the miss would be with V2/V3_REF fixed
-        xf, yf = S.world_to_detector(prim["DETECTOR"], sub, fixed, ra, dec)
-        miss_fixed = np.hypot(xf - [s["x"] for s in src], yf - [s["y"] for s in src])
-        worst.append((round(float(dist.max()), 3), round(float(miss_fixed.max()), 4),
-                      round(sci["V2_REF"] - v2, 3), round(sci["V3_REF"] - v3, 3)))
-    if max(abs(w[2]) + abs(w[3]) for w in worst) > 1e-3:
-        pytest.xfail("simulator.modes places sources with headers.pixel_to_sky (a TAN projection at "
-                     "XREF_SCI/YREF_SCI, no distortion) and writes the detector's V2_REF/V3_REF "
-                     "whatever the subarray; needs stage2_references.reference_point_v2v3 / "
-                     f"world_to_detector (per exposure: max miss pix, max miss pix with V2/V3_REF fixed, "
-                     f"dV2, dV3 arcsec: {worst})")
-    assert max(w[0] for w in worst) < 0.05, worst
+        x, y = out_p.wcs.invert(ra, dec, with_bounding_box=False)
+        miss = np.hypot(x - [s["x"] for s in src], y - [s["y"] for s in src])
+        # and forward: the truth pixel goes to the truth sky position
+        rf, df = out_p.wcs([s["x"] for s in src], [s["y"] for s in src])
+        sky_miss = np.hypot((rf - ra) * np.cos(np.radians(dec)), df - np.asarray(dec)) * 3600
+        v2, v3 = S.reference_point_v2v3(det, sub, sci["XREF_SCI"], sci["YREF_SCI"])
+        out.append((float(miss.max()), float(sky_miss.max() / S.pixel_scale(det)),
+                    abs(sci["V2_REF"] - v2) + abs(sci["V3_REF"] - v3)))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["nircam_image", "miri_image"])
+def test_simulator_sources_land_on_their_true_pixels(tiny_sets, distortion, mode):
+    """The imaging truth (RA, Dec of every source) through our WCS gives the truth pixel."""
+    worst = _sources_through_assign_wcs(tiny_sets[mode], distortion)
+    assert len(worst) >= 2                                       # every dither
+    for miss, sky_miss, dv in worst:
+        assert dv < 1e-6, worst                                  # V2/V3_REF of the subarray
+        assert miss < 0.05 and sky_miss < 0.05, worst
+        assert miss < 1e-4, worst                                # in fact exact
+
+
+def test_simulator_sources_land_on_their_true_pixels_demo(distortion, tmp_path):
+    """Same on the 400x400 demo subarray (distortion and V2/V3_REF offsets larger)."""
+    from simulator import modes
+
+    sset = modes.simulate("nircam_image", tmp_path, size="demo", seed=2)
+    worst = _sources_through_assign_wcs(sset, distortion)
+    for miss, sky_miss, dv in worst:
+        assert dv < 1e-6 and miss < 0.05 and sky_miss < 0.05, worst
