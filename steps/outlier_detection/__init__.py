@@ -1,0 +1,1 @@
+"""outlier_detection: flag cosmic rays and other outliers (jwst OutlierDetectionStep)."""

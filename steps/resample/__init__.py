@@ -1,0 +1,1 @@
+"""resample: drizzle images onto a common TAN grid (jwst ResampleStep)."""
