@@ -288,7 +288,15 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
                           crds_context=crds_context, apply_crds_pars=apply_crds_pars,
                           hooks=hooks, raise_on_error=raise_on_error, locked=locked)
     results = []
-    for item in expand_inputs(recipe, inputs):
+    items = []
+    for inp in inputs:
+        try:
+            items.extend(expand_inputs(recipe, [inp]))
+        except WebbcalError as exc:
+            if raise_on_error:
+                raise
+            results.append(RunResult(input=str(inp), status="failed", error=str(exc)))
+    for item in items:
         label = item.label if isinstance(item, WorkItem) else str(item.filename)
         try:
             if isinstance(item, Product):
