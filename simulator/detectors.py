@@ -28,7 +28,8 @@ array             near-IR                                MIRI
 ================  =====================================  ==================================
 bias              ~12000 DN + amplifier, column, pixel   ~11000 DN + amplifier, pixel
 gain              ~2.0 e/DN (detector mean +-5 %,        ~4.0 e/DN, 2 % per pixel
-                  2 % per pixel); NaN = NO_GAIN_VALUE
+                  2 % per pixel); NaN = NO_GAIN_VALUE;
+                  0 on reference pixels (as in CRDS)
 readnoise_cds     ~12 DN (CDS), 8 % per pixel            ~14 DN (CDS)
 dark_rate         ~0.005 DN/s; WARM 0.1-1 DN/s;          ~0.03 DN/s; same hot/warm rules
                   HOT 2-20 DN/s
@@ -38,8 +39,14 @@ linearity_coeffs  correction c0..c3 on bias-subtracted   the same correction exp
 saturation        55000-62000 raw DN (bias included),    57000-63000 raw DN
                   integer-valued; NaN = NO_SAT_CHECK
 dq (MASK)         DEAD|DO_NOT_USE 1 per mille, HOT 1, WARM 2, NO_GAIN_VALUE|DO_NOT_USE 0.5,
-                  REFERENCE_PIXEL|DO_NOT_USE on the reference pixels
+                  REFERENCE_PIXEL (only) on the reference pixels
 ================  =====================================  ==================================
+
+Reference pixels follow the CRDS convention: the MASK flags them REFERENCE_PIXEL *without*
+DO_NOT_USE (the refpix step of the reference pipeline excludes DO_NOT_USE pixels from its
+means, so a DO_NOT_USE reference pixel is unusable for the drift correction; jwst issue #1284
+calls such MASK files badly flagged), and the GAIN is 0 there, so that ramp_fit flags them
+NO_GAIN_VALUE | DO_NOT_USE in the rate products (jwst issue #7015).
 
 ``version=2`` is a later "measurement" of the same detector: the gain is 3 % higher (plus a
 0.5 % per-pixel change) and the CDS read noise 4 % higher; every other array is shared with
@@ -377,7 +384,7 @@ class DetectorProperties:
     bias : ndarray float32, DN
         Superbias (zero-signal level of a ramp).
     gain : ndarray float32, e/DN
-        NaN where DQ has NO_GAIN_VALUE (the GAIN reference's value there).
+        NaN where DQ has NO_GAIN_VALUE, 0 on reference pixels (the GAIN reference's values).
     readnoise_cds : ndarray float32, DN
         Noise of the difference of two single-frame groups.
     dark_rate : ndarray float32, DN/s
@@ -415,9 +422,11 @@ class DetectorProperties:
     # ---- derived arrays the simulator uses -------------------------------------------
     @property
     def sim_gain(self) -> np.ndarray:
-        """Physical gain (e/DN) used by the simulator: ``gain`` with NaN -> nominal_gain."""
+        """Physical gain (e/DN) used by the simulator: ``gain`` with NaN or <= 0 -> nominal_gain."""
         if "sim_gain" not in self._cache:
-            g = np.where(np.isfinite(self.gain), self.gain, np.float32(self.nominal_gain))
+            with np.errstate(invalid="ignore"):
+                usable = np.isfinite(self.gain) & (self.gain > 0)
+            g = np.where(usable, self.gain, np.float32(self.nominal_gain))
             self._cache["sim_gain"] = _readonly(g.astype(np.float32))
         return self._cache["sim_gain"]
 
@@ -603,6 +612,7 @@ def _make_properties(det: Detector, seed: int) -> DetectorProperties:
 
     gain = np.float32(nominal_gain) * (1 + spread(0.02))
     gain[nogain] = np.nan
+    gain[refmask] = 0.0          # CRDS GAIN convention on reference pixels
 
     rn = np.float32(rn_mean) * (1 + normal(0.08))
     np.maximum(rn, np.float32(0.3 * rn_mean), out=rn)
@@ -646,7 +656,8 @@ def _make_properties(det: Detector, seed: int) -> DetectorProperties:
     dq[hot] = DQ["HOT"]
     dq[warm] = DQ["WARM"]
     dq[nogain] = DQ["NO_GAIN_VALUE"] | DQ["DO_NOT_USE"]
-    dq[refmask] = DQ["REFERENCE_PIXEL"] | DQ["DO_NOT_USE"]
+    # REFERENCE_PIXEL only: DO_NOT_USE would exclude them from the refpix step's means
+    dq[refmask] = DQ["REFERENCE_PIXEL"]
 
     def flagged(mask, flag):
         a = np.zeros(shape, np.uint32)

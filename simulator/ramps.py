@@ -35,12 +35,16 @@ name              what is done                                                  
 ``readnoise``     white Gaussian noise per frame, sigma = readnoise_cds / sqrt(2),    readnoise_cds
                   so that single-frame CDS differences have readnoise_cds
 ``refpix``        per-frame offsets common to all pixels of an output: amplifier      REFPIX_SIGMA
-                  (sigma 8 DN) plus even/odd column (sigma 3 DN); only when the
-                  window includes reference pixels (rows for near-IR, columns for
-                  MIRI, whose 4 outputs are interleaved columns)
-``onef``          near-IR full frame only: a 1/f row-correlated term common to all    ONEF_SIGMA
-                  columns of a row (rms 4 DN per frame), tracked by the side             (4 DN)
-                  reference columns
+                  (sigma 8 DN) plus even/odd column (sigma 3 DN), with outputs and
+                  columns in the detector frame (along the fast axis: DMS y when
+                  abs(FASTAXIS) = 2, NIRISS/NIRSpec); only where the refpix step can
+                  remove them: near-IR 1-output windows holding any reference pixel,
+                  4-output windows holding reference lines across the fast axis,
+                  MIRI full frame only (jwst skips MIRI subarrays; 4 outputs are
+                  interleaved columns)
+``onef``          near-IR full frame only: a 1/f term common to all pixels of one     ONEF_SIGMA
+                  fast-read line (rms 4 DN per frame; DMS rows, or DMS columns when     (4 DN)
+                  abs(FASTAXIS) = 2), tracked by the side reference pixels
 ``saturation``    each frame is clipped at the SATURATION value (raw DN); pixels     saturation
                   with NO_SAT_CHECK (NaN) only at 65535
 ================  ==================================================================  ==============
@@ -346,16 +350,29 @@ def simulate_ramps(detector: str, subarray: Subarray | str, readout: Readout,
     if not np.isscalar(lin_offset):
         lin_offset = cut(lin_offset)
 
-    # geometry for offsets
+    # geometry for offsets, in the detector's own frame (as the refpix step sees it): the
+    # outputs and the even/odd columns run along the fast-read axis, the 1/f term is common to
+    # one fast-read line. For |FASTAXIS| == 2 (NIRISS, NIRSpec) the fast axis is the DMS y axis.
     xdet = np.arange(subarray.xstart - 1, subarray.xstart - 1 + nx)
+    ydet = np.arange(subarray.ystart - 1, subarray.ystart - 1 + ny)
+    fast_is_y = (not det.is_miri) and abs(det.fastaxis) == 2
+    fdet, sdet = (ydet, xdet) if fast_is_y else (xdet, ydet)
+    nslow_full = det.full_shape[1] if fast_is_y else det.full_shape[0]
     if det.is_miri:
-        amp_of_col = xdet % 4
-        has_ref = bool(refmask.any())
+        amp_of_fast = xdet % 4
+        # the reference pipeline corrects MIRI drifts on the full frame only (subarrays are
+        # skipped): simulate the offsets only where they are removed
+        has_ref = subarray.shape == det.full_shape
     else:
-        amp_of_col = np.minimum(xdet // 512, 3) if subarray.namps == 4 else np.zeros(nx, int)
-        ydet = np.arange(subarray.ystart - 1, subarray.ystart - 1 + ny)
-        has_ref = bool(((ydet < 4) | (ydet >= det.full_shape[0] - 4)).any())
-    parity = xdet % 2
+        amp_of_fast = (np.minimum(fdet // 512, 3) if subarray.namps == 4
+                       else np.zeros(fdet.size, int))
+        if subarray.namps == 4:
+            # 4 outputs: the offsets come from the reference lines across the fast axis
+            has_ref = bool(((sdet < 4) | (sdet >= nslow_full - 4)).any())
+        else:
+            # 1 output: every reference pixel of the window is pooled
+            has_ref = bool(refmask.any())
+    parity = fdet % 2
     do_refpix = "refpix" in effects and has_ref
     do_onef = ("onef" in effects and not det.is_miri and subarray.name == "FULL")
 
@@ -427,12 +444,14 @@ def simulate_ramps(detector: str, subarray: Subarray | str, readout: Readout,
                 continue
             noise = (rng.standard_normal((ny, nx), dtype=np.float32)
                      if "readnoise" in effects else zero2d)
-            colofs = np.zeros(nx, np.float32)
+            fastofs = np.zeros(fdet.size, np.float32)
             if do_refpix:
                 amp_off = rng.normal(0.0, REFPIX_SIGMA["amplifier"], 4)
                 eo_off = rng.normal(0.0, REFPIX_SIGMA["even_odd"], (4, 2))
-                colofs = (amp_off[amp_of_col] + eo_off[amp_of_col, parity]).astype(np.float32)
-            rowofs = (_onef_rows(rng, ny, ONEF_SIGMA) if do_onef else np.zeros(ny, np.float32))
+                fastofs = (amp_off[amp_of_fast] + eo_off[amp_of_fast, parity]).astype(np.float32)
+            lineofs = (_onef_rows(rng, sdet.size, ONEF_SIGMA) if do_onef
+                       else np.zeros(sdet.size, np.float32))
+            colofs, rowofs = (lineofs, fastofs) if fast_is_y else (fastofs, lineofs)
             _finish_frame(acc, gain, coeffs, lin_offset2d, bias, noise, rn_frame, colofs, rowofs,
                           clip_level, do_nl, gsum)
             if f == readout.group_frames(g)[-1]:

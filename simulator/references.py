@@ -13,7 +13,7 @@ SUPERBIAS   SCI (float32 DN), ERR (float32 DN, measurement error), DQ, DQ_DEF   
 LINEARITY   COEFFS (float32, ncoeffs x ny x nx, NaN = NO_LIN_CORR), DQ, DQ_DEF    LinearityModel
 DARK        SCI (float32 DN, ngroups x ny x nx; MIRI 2 x ngroups x ny x nx),      DarkModel /
             ERR (same shape), DQ (uint32; MIRI 1 x 1 x ny x nx), DQ_DEF           DarkMIRIModel
-GAIN        SCI (float32 e/DN, NaN = NO_GAIN_VALUE)                               GainModel
+GAIN        SCI (float32 e/DN, NaN = NO_GAIN_VALUE, 0 on reference pixels)        GainModel
 READNOISE   SCI (float32 DN, CDS noise)                                           ReadnoiseModel
 ==========  ===================================================================  ==========
 
@@ -44,7 +44,7 @@ __all__ = ["REFTYPES", "write_reference", "reference_spec", "reference_arrays", 
            "PEDIGREE", "DATAMODEL"]
 
 #: bump when the generated content changes (invalidates cached files)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 REFTYPES = ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise")
 USEAFTER = "2022-01-01T00:00:00"

@@ -29,12 +29,18 @@ class EmiCorrParameters(StepParameters):
 
 
 class EmiCorrStep(Step):
-    """MIRI: remove electromagnetic-interference patterns by phase folding."""
+    """MIRI: remove electromagnetic-interference patterns by phase folding.
+
+    As in jwst, the step runs only when an EMICORR reference applies or EMI frequencies are
+    given (``onthefly_corr_freq``); when CRDS answers N/A and no frequency is given it is
+    SKIPPED. (The phase-folded waveform is always measured from the data itself, at the
+    nominal MIRI frequencies unless ``onthefly_corr_freq`` says otherwise.)
+    """
 
     alias = "emicorr"
     class_name = "EmiCorrStep"
     Parameters = EmiCorrParameters
-    reference_types = ()
+    reference_types = ("emicorr",)
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_MIREMI"
@@ -45,6 +51,9 @@ class EmiCorrStep(Step):
             raise SkipStep("emicorr applies to MIRI only")
         if product.data.shape[1] < 3:
             raise SkipStep("fewer than 3 groups")
+        if not self.params.onthefly_corr_freq and self.reference_path("emicorr") is None:
+            raise SkipStep("no EMICORR reference applies (N/A) and no onthefly_corr_freq given "
+                           "(jwst skips the step)")
         freqs = self.params.onthefly_corr_freq or list(EMI_FREQUENCIES_HZ.values())
         ny, nx = product.data.shape[-2:]
         timing = {"nresets_between_ints": int(product.get("NRESETS", 1) or 1)}
