@@ -43,6 +43,9 @@ def build_parser():
                    help="address of a running dask scheduler (tcp://host:8786); implies --executor dask")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes for the processes executor or a new dask LocalCluster (default: one per core)")
+    from .chunked import MemoryBudgetAction
+    p.add_argument("--memory-budget", type=float, metavar="MIB", action=MemoryBudgetAction,
+                   help="process exposures larger than this in chunks of integrations or rows (default 1024 MiB)")
     p.add_argument("--no-resume", action="store_true",
                    help="redo every product, even one already made with the same configuration hash")
     common_run(p)

@@ -113,6 +113,54 @@ def context_reftypes(context, instrument):
         return None
 
 
+#: FITS keyword -> JWST data-model path for the keywords CRDS JWST rules select on. Giving crds
+#: the paths directly spares it loading stdatamodels to translate (seconds per process); when a
+#: context needs a parameter this table lacks, the full FITS header is passed instead.
+DATAMODEL_PATHS = {
+    "TELESCOP": "META.TELESCOPE", "INSTRUME": "META.INSTRUMENT.NAME",
+    "DETECTOR": "META.INSTRUMENT.DETECTOR", "FILTER": "META.INSTRUMENT.FILTER",
+    "PUPIL": "META.INSTRUMENT.PUPIL", "GRATING": "META.INSTRUMENT.GRATING",
+    "BAND": "META.INSTRUMENT.BAND", "CHANNEL": "META.INSTRUMENT.CHANNEL",
+    "MODULE": "META.INSTRUMENT.MODULE", "CORONMSK": "META.INSTRUMENT.CORONAGRAPH",
+    "LAMP": "META.INSTRUMENT.LAMP_STATE", "FXD_SLIT": "META.INSTRUMENT.FIXED_SLIT",
+    "EXP_TYPE": "META.EXPOSURE.TYPE", "READPATT": "META.EXPOSURE.READPATT",
+    "NGROUPS": "META.EXPOSURE.NGROUPS", "NINTS": "META.EXPOSURE.NINTS",
+    "NFRAMES": "META.EXPOSURE.NFRAMES", "GROUPGAP": "META.EXPOSURE.GROUPGAP",
+    "SUBARRAY": "META.SUBARRAY.NAME", "SUBSTRT1": "META.SUBARRAY.XSTART",
+    "SUBSTRT2": "META.SUBARRAY.YSTART", "SUBSIZE1": "META.SUBARRAY.XSIZE",
+    "SUBSIZE2": "META.SUBARRAY.YSIZE", "FASTAXIS": "META.SUBARRAY.FASTAXIS",
+    "SLOWAXIS": "META.SUBARRAY.SLOWAXIS", "DATE-OBS": "META.OBSERVATION.DATE",
+    "TIME-OBS": "META.OBSERVATION.TIME", "TSOVISIT": "META.VISIT.TSOVISIT",
+    "PATTTYPE": "META.DITHER.PRIMARY_TYPE",
+}
+
+
+def context_parkeys(context, instrument):
+    """Data-model paths the context's rules for ``instrument`` select on (upper case), or None."""
+    crds = _import_crds()
+    try:
+        pmap = crds.get_cached_mapping(context)
+        keys = set(pmap.get_imap(str(instrument).lower()).get_required_parkeys())
+        return {str(k).upper() for k in keys} | {"META.INSTRUMENT.NAME"}
+    except BaseException:  # noqa: BLE001
+        return None
+
+
+def selection_header(header, context):
+    """The header to give ``crds.getreferences``: data-model paths when they cover the context's
+    parameters (fast), else the FITS keywords for crds to translate (complete)."""
+    params = crds_header(header)
+    paths = {DATAMODEL_PATHS[k]: v for k, v in params.items() if k in DATAMODEL_PATHS}
+    paths.update({k: v for k, v in params.items() if k.startswith("META.")})
+    needed = context_parkeys(context, header.get("INSTRUME"))
+    if needed is None:
+        return params
+    known_paths = set(DATAMODEL_PATHS.values())
+    # a parameter we know the keyword of but the header lacks is UNDEFINED either way
+    untranslatable = {k for k in needed - {"REFTYPE"} if k not in paths and k not in known_paths}
+    return params if untranslatable else paths
+
+
 def crds_header(header):
     """Header values as strings, the form ``crds.getreferences`` takes."""
     out = {}
@@ -152,7 +200,7 @@ def best_references(header, reftypes, context):
         return {}
     check_context(context)
     crds = _import_crds()
-    params = crds_header(header)
+    params = selection_header(header, context)
     out = {}
     known = context_reftypes(context, header.get("INSTRUME"))
     if known is not None:
@@ -228,8 +276,45 @@ def parameter_reference(header, class_name, context):
     return read_parameter_file(path), f"CRDS {reftype} ({Path(path).name}, {context})"
 
 
+class _TagTolerantLoader:
+    """A YAML loader that reads ASDF tags (``!core/asdf-1.1.0`` ...) as plain values."""
+
+    @staticmethod
+    def load(text):
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        def plain(loader, suffix, node):
+            if isinstance(node, yaml.MappingNode):
+                return loader.construct_mapping(node, deep=True)
+            if isinstance(node, yaml.SequenceNode):
+                return loader.construct_sequence(node, deep=True)
+            return loader.construct_scalar(node)
+
+        Loader.add_multi_constructor("!", plain)
+        Loader.add_multi_constructor("tag:", plain)
+        return yaml.load(text, Loader=Loader)
+
+
 def read_parameter_file(path):
-    """The ``parameters`` mapping of a jwst parameter file (ASDF; ``class``, ``name``, ``parameters``)."""
+    """The ``parameters`` mapping of a jwst parameter file (ASDF; ``class``, ``name``, ``parameters``).
+
+    Parameter files are YAML-only ASDF documents: they are read as YAML (fast); anything else
+    (binary blocks) goes through the asdf library.
+    """
+    raw = Path(path).read_bytes()
+    if b"\xd3BLK" not in raw:     # no binary blocks: the whole file is a YAML document
+        try:
+            tree = _TagTolerantLoader.load(raw.decode("utf-8"))
+            if isinstance(tree, dict) and "parameters" in tree:
+                params = dict(tree.get("parameters") or {})
+                if tree.get("steps") is not None and "steps" not in params:
+                    params["steps"] = tree["steps"]
+                return _plain(params)
+        except Exception:  # noqa: BLE001 - fall back to the asdf library
+            pass
     import asdf
 
     try:

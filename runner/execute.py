@@ -17,6 +17,7 @@ from .errors import InputError, ReferenceFileError, WebbcalError
 from .hooks import StepRecord, TimingHook, call_hooks
 from astropy.io import fits
 
+from .chunked import open_input, run_chunked
 from .product import Product
 from .step import SkipStep
 
@@ -137,6 +138,9 @@ def execute_plan(prepared, product, *, output_dir=None, hooks=(), save=True, inp
     -------
     RunResult
     """
+    chunked = run_chunked(prepared, product, output_dir=output_dir, hooks=hooks, save=save, input_path=input_path)
+    if chunked is not None:         # too large for the memory budget and every step chunkable
+        return chunked
     output_dir = Path(output_dir or ".")
     source = str(input_path or product.filename)
     result = RunResult(input=source, config_hash=prepared.config_hash)
@@ -307,7 +311,7 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
                 product, path = ProductSet.from_association(item.association, item.asn_product), None
                 product.working_dir = Path(output_dir or ".") / ".webbcal-work" / product.name
             else:
-                product, path = Product.open(item.path), item.path
+                product, path = open_input(item.path), item.path     # images read when first used
             if isinstance(item, WorkItem) and item.association is not None:
                 product.association = item.association
                 product.asn_product = item.asn_product
@@ -317,7 +321,9 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
                 from .lock import check_against_lock
 
                 check_against_lock(locked, label, prepared)
-            result = execute_plan(prepared, product, output_dir=output_dir, hooks=hooks, save=save,
+            holder = [product]
+            del product          # execute_plan holds the only reference: a converted input is freed
+            result = execute_plan(prepared, holder.pop(), output_dir=output_dir, hooks=hooks, save=save,
                                   input_path=path)
             result.input = label
         except WebbcalError as exc:

@@ -178,7 +178,9 @@ def _execute_task(task, hooks):
             asn = Association.load(task["asn"])
             product.association = asn
             product.asn_product = _asn_product(asn, task["asn_product"])
-    result = execute_plan(prepared, product, output_dir=task["output_dir"], hooks=hooks, save=True,
+    holder = [product]
+    del product          # execute_plan holds the only reference: a converted raw input is freed
+    result = execute_plan(prepared, holder.pop(), output_dir=task["output_dir"], hooks=hooks, save=True,
                           input_path=path)
     result.product = None
     return result

@@ -38,13 +38,66 @@ def software_versions():
     return out
 
 
+_SHA_CACHE = {}
+
+
 def sha256_file(path, chunk=1 << 20):
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of a file's bytes.
+
+    Reference files are immutable, so digests are remembered per (path, size, mtime) in this
+    process and in ``$XDG_CACHE_HOME/webbcal/sha256.json`` across runs.
+    """
+    import os
+
+    st = os.stat(path)
+    key = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    if key in _SHA_CACHE:
+        return _SHA_CACHE[key]
+    disk = _sha_cache_file()
+    stored = _read_sha_cache(disk)
+    if key in stored:
+        _SHA_CACHE[key] = stored[key]
+        return stored[key]
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    _SHA_CACHE[key] = digest
+    if st.st_size > (1 << 20):        # only worth remembering for large files
+        stored[key] = digest
+        _write_sha_cache(disk, stored)
+    return digest
+
+
+def _sha_cache_file():
+    import os
+
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "webbcal" / "sha256.json"
+
+
+def _read_sha_cache(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_sha_cache(path, stored):
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(stored) > 5000:
+            stored = dict(list(stored.items())[-5000:])
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stored, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass      # a cache we cannot write only costs time
 
 
 def stamp(meta, *, recipe_name, context, chash, variants, cal_ver, crds_ver):

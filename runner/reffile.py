@@ -97,14 +97,15 @@ def open_reference(path, reftype=None):
     try:
         with fits.open(path, memmap=False) as hdul:
             meta = hdul[0].header.copy()
-            arrays, tables, headers = {}, {}, {}
-            for hdu in hdul[1:]:
+            names, tables, headers = [], {}, {}
+            for index, hdu in enumerate(hdul[1:], start=1):
                 name = (hdu.name or "").upper()
+                headers[name] = hdu.header.copy()
                 if isinstance(hdu, fits.BinTableHDU):
                     tables[name] = np.array(hdu.data)
-                elif hdu.data is not None:
-                    arrays[name] = native(hdu.data)
-                headers[name] = hdu.header.copy()
+                elif hdu.header.get("NAXIS", 0):
+                    names.append((name, index))
+        arrays = _LazyArrays(path, names)
     except Exception as exc:
         raise ReferenceFileError(f"{path}: cannot read reference file ({str(exc).splitlines()[0]})") from None
     found = str(meta.get("REFTYPE", "")).strip().lower()
@@ -113,6 +114,53 @@ def open_reference(path, reftype=None):
     if reftype and not found:
         raise ReferenceFileError(f"{path}: no REFTYPE keyword; expected a {reftype.upper()} reference")
     return ReferenceFile(path, meta, arrays, tables, headers)
+
+
+class _LazyArrays(dict):
+    """Image extensions of a reference file, read from disk on first access (one at a time).
+
+    A dark reference holds SCI and ERR cubes; a step that needs only SCI never reads ERR.
+    """
+
+    def __init__(self, path, names):
+        super().__init__()
+        self._path = path
+        self._index = dict(names)
+
+    def __contains__(self, key):
+        return key in self._index
+
+    def keys(self):
+        return self._index.keys()
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self):
+        return len(self._index)
+
+    def get(self, key, default=None):
+        if key not in self._index:
+            return default
+        return self[key]
+
+    def __getitem__(self, key):
+        if not dict.__contains__(self, key):
+            if key not in self._index:
+                raise KeyError(key)
+            try:
+                with fits.open(self._path, memmap=False) as hdul:
+                    dict.__setitem__(self, key, native(hdul[self._index[key]].data))
+            except Exception as exc:
+                raise ReferenceFileError(f"{self._path}: cannot read the {key} extension "
+                                         f"({str(exc).splitlines()[0]})") from None
+        return dict.__getitem__(self, key)
+
+    def items(self):
+        return ((k, self[k]) for k in self._index)
+
+    def values(self):
+        return (self[k] for k in self._index)
 
 
 def _placement(meta, shape):

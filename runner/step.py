@@ -90,6 +90,19 @@ class Step:
         Product kinds taken and returned (:data:`runner.product.KINDS` or ``"any"``).
     status_keyword : str
         The ``S_*`` keyword recording this step's status.
+    chunking : str or None
+        How the runner may split a product too large for its memory budget
+        (:mod:`runner.chunked`); results must then be bit-identical to one call on the whole
+        product. ``"integrations"``: every integration is independent; ``process`` sees whole
+        frames of a subset of the integrations (the chunk's primary header has ``CHUNKI0``, the
+        0-based index of its first integration in the exposure, and shifted ``INTSTART`` /
+        ``INTEND`` when the input has them; ``INT_TIMES`` holds the chunk's rows). ``"rows"``:
+        every pixel is independent along y except for ``chunk_halo`` rows of neighbours;
+        ``process`` sees all integrations and groups of a block of rows (the chunk's
+        ``SUBSTRT2`` / ``SUBSIZE2`` describe the block, so ``reference(...).array(.., product)``
+        cuts references to it). ``None`` (default): the step needs the whole product.
+    chunk_halo : int
+        ``"rows"`` only: rows of neighbours above and below a block that the step reads.
     """
 
     alias: ClassVar[str] = ""
@@ -99,6 +112,10 @@ class Step:
     input_kind: ClassVar[str] = "any"
     output_kind: ClassVar[str] = "any"
     status_keyword: ClassVar[str] = ""
+    #: "integrations", "rows" or None (needs the whole product); see the class docstring
+    chunking: ClassVar[str | None] = None
+    #: rows of neighbours a "rows" step reads above and below its block
+    chunk_halo: ClassVar[int] = 0
 
     _full_parameters: ClassVar[type] = None
 
@@ -131,6 +148,14 @@ class Step:
         model.__doc__ = (cls.Parameters.__doc__ or "").strip() or f"Parameters of {cls.alias}."
         cls._full_parameters = model
         return model
+
+    @classmethod
+    def chunking_for(cls, params):
+        """``(chunking, chunk_halo)`` for these parameters (default: the class attributes).
+
+        Override when some parameter values make the step need the whole product.
+        """
+        return cls.chunking, cls.chunk_halo
 
     @classmethod
     def describe(cls):

@@ -92,9 +92,8 @@ JUMP_PARAMETERS = {
     "flag_4_neighbors": True,
     "max_jump_to_flag_neighbors": 1000.0,
     "min_jump_to_flag_neighbors": 10.0,
-    "maximum_cores": "1",
 }
-RAMPFIT_PARAMETERS = {"suppress_one_group": True, "weighting": "optimal", "maximum_cores": "1"}
+RAMPFIT_PARAMETERS = {"suppress_one_group": True, "weighting": "optimal"}
 DETECTOR1_PARAMETERS = {"save_calibrated_ramp": False}
 TSO_EXP_TYPES = {"NIRCAM": "NRC_TSIMAGE|NRC_TSGRISM", "NIRISS": "NIS_SOSS",
                  "NIRSPEC": "NRS_BRIGHTOBJ", "MIRI": "MIR_LRS-SLITLESS"}

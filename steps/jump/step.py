@@ -19,7 +19,7 @@ class JumpParameters(StepParameters):
     rejection_threshold: float = Field(4.0, ge=0, description="Jump threshold (sigma) with >= 4 usable differences and for sigma clipping.")
     three_group_rejection_threshold: float = Field(6.0, ge=0, description="Jump threshold (sigma) with 2 usable differences.")
     four_group_rejection_threshold: float = Field(5.0, ge=0, description="Jump threshold (sigma) with 3 usable differences.")
-    maximum_cores: Union[int, str] = Field("1", description="Threads: an integer, 'none', 'quarter', 'half' or 'all' (results do not depend on it).")
+    maximum_cores: Union[int, str] = Field("all", description="Threads: an integer, 'none', 'quarter', 'half' or 'all' (results do not depend on it).")
     flag_4_neighbors: bool = Field(True, description="Flag the 4 neighbours of jumps between the min and max sigma below.")
     max_jump_to_flag_neighbors: float = Field(1000.0, ge=0, description="Largest jump (sigma) whose neighbours are flagged.")
     min_jump_to_flag_neighbors: float = Field(10.0, ge=0, description="Smallest jump (sigma) whose neighbours are flagged.")
@@ -64,6 +64,15 @@ class JumpStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_JUMP"
+    chunking = "rows"  # per pixel over all integrations; flag_4_neighbors reaches 1 row
+    chunk_halo = 1
+
+    @classmethod
+    def chunking_for(cls, params):
+        """Whole product when after-jump flagging is on (it scales by the frame's median gain)."""
+        if params.after_jump_flag_time1 > 0 or params.after_jump_flag_time2 > 0:
+            return None, 0
+        return cls.chunking, cls.chunk_halo
 
     def process(self, product):
         p = self.params

@@ -26,7 +26,7 @@ class RampFitParameters(StepParameters):
     suppress_one_group: bool = Field(True, description="Do not fit ramps with exactly one good group (NaN, DO_NOT_USE).")
     firstgroup: Optional[int] = Field(None, ge=0, description="First group (0-based) to fit; earlier groups get DO_NOT_USE.")
     lastgroup: Optional[int] = Field(None, ge=0, description="Last group (0-based) to fit; later groups get DO_NOT_USE.")
-    maximum_cores: Union[int, str] = Field("1", description="Threads: an integer, 'none', 'quarter', 'half' or 'all' (results do not depend on it).")
+    maximum_cores: Union[int, str] = Field("all", description="Threads: an integer, 'none', 'quarter', 'half' or 'all' (results do not depend on it).")
     poisson_variance: Literal["propagated", "reference"] = Field(
         "propagated", description="VAR_POISSON of ramps split by jumps: of the weighted mean actually used ('propagated') or stcal's ('reference').")
 
@@ -41,6 +41,7 @@ class RampFitStep(Step):
     input_kind = "ramp"
     output_kind = "image"
     status_keyword = "S_RAMP"
+    chunking = "rows"  # each pixel's ramps over all integrations (rate combines them)
 
     def process(self, product):
         p = self.params

@@ -201,3 +201,26 @@ def test_chain_recipe_runs_stages_in_turn(crds_env, nircam, tmp_path):
     assert f"{root}_rate.fits" in names and f"{root}_cal.fits" in names
     hdr = fits.getheader(tmp_path / "out" / f"{root}_cal.fits")
     assert hdr["S_FLAT"] == "COMPLETE" and hdr["S_PHOTOM"] == "COMPLETE" and hdr["WC_RECIP"] == "calwebb_image2"
+
+
+def test_datamodel_path_table_matches_crds_translation():
+    """Our FITS keyword -> data-model path table (the fast CRDS path) agrees with crds' own."""
+    from crds.jwst.locate import cached_dm_find_fits_keyword
+
+    from runner.crds_refs import DATAMODEL_PATHS
+
+    for keyword, path in DATAMODEL_PATHS.items():
+        assert [p.upper() for p in cached_dm_find_fits_keyword(keyword)] == [path], keyword
+
+
+def test_fast_selection_header_picks_same_references(crds_env, nircam):
+    from runner import crds_refs
+
+    meta = Product.open(nircam).meta
+    types = ["gain", "readnoise", "superbias", "dark", "mask", "saturation", "linearity"]
+    fast = crds_refs.best_references(meta, types, "jwst_0001.pmap")
+    assert set(crds_refs.selection_header(meta, "jwst_0001.pmap")) <= set(crds_refs.DATAMODEL_PATHS.values())
+    import crds
+
+    slow = crds.getreferences(crds_refs.crds_header(meta), reftypes=types, context="jwst_0001.pmap", observatory="jwst")
+    assert fast == slow
