@@ -240,7 +240,24 @@ def _root(path) -> str:
 # modes
 # ---------------------------------------------------------------------------------------
 
-def _imaging(mode, outdir, size, seed, sset):
+def _pointing_error(seed, mode, k, error_arcsec):
+    """Header-pointing error of dither ``k``: (dRA*cos(Dec), dDec) arcsec and dROLL deg.
+
+    The offset has a uniformly random direction and a magnitude uniform in
+    ``[0.5, 1] * error_arcsec``; the roll error is uniform in ``+-0.01 * error_arcsec`` deg
+    (0.036 arcsec of roll per arcsec of pointing error: a few mas at the edge of a subarray).
+    Drawn from its own random stream, so the scene and the ramps do not depend on it.
+    """
+    if not error_arcsec:
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(_seed(seed, mode, "pointing", k))
+    mag = float(error_arcsec) * rng.uniform(0.5, 1.0)
+    ang = rng.uniform(0.0, 2 * math.pi)
+    droll = float(error_arcsec) * 0.01 * rng.uniform(-1.0, 1.0)
+    return mag * math.cos(ang), mag * math.sin(ang), droll
+
+
+def _imaging(mode, outdir, size, seed, sset, pointing_error_arcsec=0.0):
     m, sub, ro, extra = _setup(mode, size)
     det = m["detector"]
     psf = _psf(m, det)
@@ -280,6 +297,20 @@ def _imaging(mode, outdir, size, seed, sset):
                              "XOFFSET": dx, "YOFFSET": dy})
         # the same sky seen through dither k's pointing and the distortion
         xk, yk = H.world_to_pixel(spec, ra_src, dec_src)
+        pointing_truth = {}
+        if pointing_error_arcsec:
+            # the scene is placed with the true pointing (above); the header says otherwise
+            de, dn, droll = _pointing_error(seed, mode, k, pointing_error_arcsec)
+            true_ptg = H.pointing(spec)
+            dec_h = spec.dec_ref + dn / 3600.0
+            ra_h = (spec.ra_ref + de / 3600.0 / math.cos(math.radians(spec.dec_ref))) % 360.0
+            spec = _spec(mode, m, sub, ro, exposure=k + 1, ra_ref=float(ra_h), dec_ref=float(dec_h),
+                         roll_ref=(spec.roll_ref + droll) % 360.0, dither=spec.dither)
+            pointing_truth = {"pointing": {
+                "true": true_ptg, "header": H.pointing(spec),
+                "error_arcsec": [de, dn], "roll_error_deg": droll,
+                "note": "sources are placed with 'true'; the header (RA_REF, DEC_REF, ROLL_REF) "
+                        "says 'header'; error_arcsec is (dRA cos Dec, dDec)"}}
         sky = 0.5 if det != "MIRIMAGE" else 30.0
         rate, truth = S.star_field(sub.shape, n, psf=psf, sky=sky, offset=(0.0, 0.0),
                                    sources=np.column_stack([xk, yk, fl]))
@@ -288,7 +319,7 @@ def _imaging(mode, outdir, size, seed, sset):
             src["dec"] = float(dec)
             src["flux_jy"] = src["flux_e_per_s"] * to_jy
         _write(sset, spec, rate, outdir, _seed(seed, mode, "ramps", k), truth,
-               {"dither_offset_arcsec": [dx, dy], "dither_shift_pix": [sx, sy]})
+               {"dither_offset_arcsec": [dx, dy], "dither_shift_pix": [sx, sy], **pointing_truth})
     # associations
     for k, u in enumerate(sset.exposures):
         root = _root(u)
@@ -478,7 +509,8 @@ _FUNCS = {"nircam_image": _imaging, "miri_image": _imaging, "nircam_tso_image": 
           "niriss_ami": _ami}
 
 
-def simulate(mode: str, outdir, *, size: str = "tiny", seed: int = 0) -> SimulatedSet:
+def simulate(mode: str, outdir, *, size: str = "tiny", seed: int = 0,
+             pointing_error_arcsec: float = 0.0) -> SimulatedSet:
     """Simulate one observing mode.
 
     Parameters
@@ -491,16 +523,31 @@ def simulate(mode: str, outdir, *, size: str = "tiny", seed: int = 0) -> Simulat
         'tiny' (tests), 'demo' or 'full' (benchmarks).
     seed : int
         Everything random derives from it; same seed -> identical bytes.
+    pointing_error_arcsec : float
+        Imaging modes (``nircam_image``, ``miri_image``) only: every dither's header pointing
+        (RA_REF, DEC_REF, ROLL_REF and the TAN cards derived from them) is off by up to this
+        much (arcsec; magnitude uniform in [0.5, 1] times it, random direction, roll error up
+        to ``0.01 * pointing_error_arcsec`` deg) from the pointing the scene was placed with.
+        Each truth JSON records ``pointing``: ``true`` and ``header`` keywords, ``error_arcsec``
+        (dRA cos Dec, dDec) and ``roll_error_deg``. 0 (default): headers are exact.
 
     Returns
     -------
     SimulatedSet
     """
     _setup(mode, size)
+    if pointing_error_arcsec and _FUNCS[mode] is not _imaging:
+        raise ValueError(f"pointing_error_arcsec is supported for the imaging modes "
+                         f"(nircam_image, miri_image), not {mode!r}")
+    if pointing_error_arcsec < 0:
+        raise ValueError(f"pointing_error_arcsec must be >= 0, got {pointing_error_arcsec}")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     sset = SimulatedSet(mode=mode, size=size)
-    _FUNCS[mode](mode, outdir, size, int(seed), sset)
+    if pointing_error_arcsec:
+        _imaging(mode, outdir, size, int(seed), sset, float(pointing_error_arcsec))
+    else:
+        _FUNCS[mode](mode, outdir, size, int(seed), sset)
     return sset
 
 

@@ -74,6 +74,21 @@ class OutlierDetectionParameters(StepParameters):
         "err", description="Time series: sigma from ERR (jwst) or the per-pixel MAD across integrations (webbcal).")
 
 
+def _member_rootname(pset, index, filename):
+    """Rootname of association member ``index`` as the association names it.
+
+    Earlier stage-3 steps spill updated members to ``<working dir>/NNNN_<name>``; the emitted
+    per-member product (``_crf``) must keep the exposure's own rootname, not the spill name.
+    """
+    import re
+
+    asn = getattr(pset, "asn_product", None)
+    members = getattr(asn, "members", None) or []
+    if 0 <= index < len(members):
+        return _rootname(members[index].path)
+    return re.sub(r"^(\d{4}_)+", "", _rootname(filename))
+
+
 class SpilledProduct:
     """An emitted per-member product that already lives in the set's working folder.
 
@@ -128,6 +143,7 @@ class OutlierDetectionStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_OUTLIR"
+    chunking = "rows"  # time series: each pixel against its running median over integrations (imaging sets are never chunked)
 
     # -- dispatch ----------------------------------------------------------------------------
     def process(self, product):
@@ -159,7 +175,8 @@ class OutlierDetectionStep(Step):
                     raise InputError(f"{cube.filename}: time-series outlier detection needs a cube (calints) product")
                 self.flag_cube(cube, rolling=(mode != "coron"))
                 where = product.update(i, cube)
-                self.emit(SpilledProduct(where, cube.meta, cube.filename), "crfints", rootname=cube.rootname)
+                self.emit(SpilledProduct(where, cube.meta, cube.filename), "crfints",
+                          rootname=_member_rootname(product, i, cube.filename))
                 del cube
             return product
         if mode == "spec":
@@ -288,6 +305,7 @@ class OutlierDetectionStep(Step):
             self.log.info("%s: %d new outlier pixels (%.3f %%)", q.filename, added, 100 * added / mask.size)
             q.meta["S_OUTLIR"] = "COMPLETE"
             where = pset.update(i, q)
-            self.emit(SpilledProduct(where, q.meta, q.filename), "crf", rootname=_rootname(q.filename))
+            self.emit(SpilledProduct(where, q.meta, q.filename), "crf",
+                      rootname=_member_rootname(pset, i, q.filename))
             del q, mask
         return total_new, total_pix
