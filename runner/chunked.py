@@ -700,7 +700,8 @@ def write_fits(state, path):
                 nbytes = 0
                 lead = shape[0] if len(shape) > 2 else shape[-2]
                 kind = "lead" if len(shape) > 2 else "rows"
-                step = max(1, int((64 << 20) // max(1, int(np.prod(shape)) // max(lead, 1) * dtype_out.itemsize)))
+                per = int(np.prod(shape)) // max(lead, 1) * dtype_out.itemsize
+                step = max(1, int(min(4 << 20, memory_budget_mib() * 2**20 / 16) // max(1, per)))
                 for a in range(0, lead, step):
                     b = min(lead, a + step)
                     block = state.read(name, (kind, a, b) if len(shape) >= 2 else ("all", 0, 0))

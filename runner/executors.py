@@ -40,7 +40,8 @@ log = logging.getLogger("webbcal.batch")
 
 EXECUTORS = ("local", "processes", "dask")
 #: environment a worker gets from the driver (when set there), besides WEBBCAL_MAX_CORES=1
-PASSED_ENV = ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_OBSERVATORY", "CRDS_MODE", "CRDS_REF_SUBDIR_MODE")
+PASSED_ENV = ("CRDS_PATH", "CRDS_SERVER_URL", "CRDS_OBSERVATORY", "CRDS_MODE", "CRDS_REF_SUBDIR_MODE",
+              "WEBBCAL_MEMORY_BUDGET")
 MAX_ATTEMPTS = 3
 
 
@@ -172,8 +173,10 @@ def _execute_task(task, hooks):
         asn = Association.load(task["asn"])
         product = ProductSet.from_association(asn, _asn_product(asn, task["asn_product"]))
     else:
+        from .chunked import open_input
+
         path = Path(task["input"])
-        product = Product.open(path)
+        product = open_input(path)
         if task.get("asn"):
             asn = Association.load(task["asn"])
             product.association = asn

@@ -43,6 +43,7 @@ class AssignWcsStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_WCS"
+    chunking = "integrations"  # the WCS depends only on the header and the frame shape
 
     def process(self, product):
         if product.kind not in ("image", "cube"):

@@ -33,6 +33,7 @@ class ChargeMigrationStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_CHGMIG"
+    chunking = "integrations"  # per pixel and integration
 
     def process(self, product):
         _native_ramp(product)

@@ -36,13 +36,18 @@ class DarkCurrentStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_DARK"
+    chunking = "integrations"  # per group; a MIRI 4-D dark is indexed by the integration (CHUNKI0)
 
     def process(self, product):
         _native_ramp(product)
         ref = self.reference("dark")
+        dark = ref.array("SCI", product)
+        first = int(product.meta.get("CHUNKI0", 0) or 0)    # integration chunk (runner.chunked)
+        if dark.ndim == 4 and first:
+            dark = dark[min(first, dark.shape[0] - 1):]      # integration i uses min(i, n - 1)
         try:
             _, avg = subtract_dark(
-                product.data, product.pixeldq, ref.array("SCI", product), dark_dq=ref.dq(product),
+                product.data, product.pixeldq, dark, dark_dq=ref.dq(product),
                 nframes=int(product.get("NFRAMES", 1) or 1),
                 groupgap=int(product.get("GROUPGAP", 0) or 0),
                 dark_nframes=int(ref.get("NFRAMES", 1) or 1),

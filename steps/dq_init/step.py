@@ -33,6 +33,7 @@ class DQInitStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_DQINIT"
+    chunking = "integrations"  # reference DQ merged into every frame alike
 
     def process(self, product):
         _native_ramp(product)

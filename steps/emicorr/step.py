@@ -44,6 +44,7 @@ class EmiCorrStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_MIREMI"
+    chunking = None  # the EMI waveform is fitted over all integrations and its phase depends on the integration index
 
     def process(self, product):
         _native_ramp(product)

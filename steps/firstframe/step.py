@@ -32,6 +32,7 @@ class FirstFrameStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_FRSTFR"
+    chunking = "integrations"  # flags group 1 of each integration
 
     def process(self, product):
         _native_ramp(product)

@@ -23,6 +23,7 @@ class FlatFieldStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_FLAT"
+    chunking = "integrations"  # one flat divides every frame
 
     def process(self, product):
         if product.kind not in ("image", "cube"):

@@ -19,6 +19,7 @@ class GainScaleStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_GANSCL"
+    chunking = "rows"  # pixel by pixel, any product kind
 
     def process(self, product):
         ref = self.reference("gain")

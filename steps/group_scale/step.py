@@ -28,6 +28,7 @@ class GroupScaleStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_GRPSCL"
+    chunking = "integrations"  # each group of each integration is rescaled alone
 
     def process(self, product):
         _native_ramp(product)

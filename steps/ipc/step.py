@@ -34,6 +34,7 @@ class IPCStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_IPC"
+    chunking = "integrations"  # 2-D convolution of whole frames
 
     def process(self, product):
         _native_ramp(product)

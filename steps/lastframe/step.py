@@ -28,6 +28,7 @@ class LastFrameStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_LASTFR"
+    chunking = "integrations"  # flags the last group of each integration
 
     def process(self, product):
         _native_ramp(product)

@@ -28,6 +28,7 @@ class LinearityStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_LINEAR"
+    chunking = "integrations"  # per pixel and group
 
     def process(self, product):
         _native_ramp(product)

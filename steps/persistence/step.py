@@ -39,6 +39,7 @@ class PersistenceStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_PERSIS"
+    chunking = "integrations"  # pixel DQ from a previous exposure, frame by frame
 
     def process(self, product):
         _native_ramp(product)

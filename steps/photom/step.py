@@ -26,6 +26,7 @@ class PhotomStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_PHOTOM"
+    chunking = "integrations"  # one factor and the AREA map per frame
 
     def process(self, product):
         if product.kind not in ("image", "cube"):

@@ -41,6 +41,7 @@ class RefPixStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_REFPIX"
+    chunking = "integrations"  # needs whole frames (reference rows/columns, side running median), each group alone
 
     def process(self, product):
         _native_ramp(product)

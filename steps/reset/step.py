@@ -28,6 +28,7 @@ class ResetStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_RESET"
+    chunking = None  # the RESET reference is indexed by the integration number
 
     def process(self, product):
         _native_ramp(product)

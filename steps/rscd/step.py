@@ -62,6 +62,7 @@ class RscdStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_RSCD"
+    chunking = None  # flags integrations 2+ only: depends on the integration index
 
     def process(self, product):
         _native_ramp(product)

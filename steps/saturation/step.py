@@ -35,6 +35,7 @@ class SaturationStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_SATURA"
+    chunking = "integrations"  # per integration; n_pix_grow_sat grows flags within a frame (whole frames)
 
     def process(self, product):
         _native_ramp(product)

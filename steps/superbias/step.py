@@ -28,6 +28,7 @@ class SuperBiasStep(Step):
     input_kind = "ramp"
     output_kind = "ramp"
     status_keyword = "S_SUPERB"
+    chunking = "integrations"  # one bias frame subtracted from every group
 
     def process(self, product):
         _native_ramp(product)

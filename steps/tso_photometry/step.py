@@ -116,6 +116,7 @@ class TSOPhotometryStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_TSPHOT"
+    chunking = None  # the aperture sits on the median centroid of all integrations
 
     def process(self, product):
         if isinstance(product, Product):
