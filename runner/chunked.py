@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -539,7 +538,7 @@ class _Chunked:
 
     # -- the whole run ---------------------------------------------------------------------------
     def run(self):
-        from .execute import RunResult, _check_not_input, _stamp
+        from .execute import RunResult
         from .hooks import StepRecord, call_hooks
 
         p = self.product

@@ -58,10 +58,6 @@ def run_demo(output_dir="webbcal-demo", *, size="demo", seed=0):
     """Simulate, build the cache, run every mode as far as the installed steps go; print a table."""
     from simulator import crds_cache, modes
 
-    from . import registry
-    from .execute import run_recipe
-    from .recipe import Recipe
-
     out = Path(output_dir)
     t0 = time.perf_counter()
     if size == "demo":

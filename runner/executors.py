@@ -163,7 +163,6 @@ def run_task(task, hooks=(), in_worker=True):
 def _execute_task(task, hooks):
     from .association import Association
     from .execute import execute_plan
-    from .product import Product
 
     prepared = rebuild_prepared(task["plan"])
     path = None

@@ -318,6 +318,20 @@ class Product:
             hdus.append(fits.BinTableHDU(data=table, name=name))
         return fits.HDUList(hdus)
 
+    def conform(self):
+        """Cast every array to the dtype its kind prescribes, in native byte order.
+
+        A no-op (no copy) for arrays already so; algorithms compiled with numba need it for
+        products built by hand from big-endian FITS data. Returns the product.
+        """
+        spec = KINDS.get(self.kind)
+        for name, arr in list(self.arrays.items()):
+            want = spec.extensions.get(name, (None, None))[1] if spec is not None else None
+            dtype = np.dtype(want) if want is not None else arr.dtype.newbyteorder("=")
+            if arr.dtype != dtype:
+                self.arrays[name] = np.asarray(native(arr), dtype=dtype)
+        return self
+
     def as_ramp(self):
         """A ramp product (float32 DN, zeroed PIXELDQ and GROUPDQ) from a level1b (uncal) one.
 

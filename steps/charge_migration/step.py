@@ -1,19 +1,10 @@
 """ChargeMigrationStep: plugin over :func:`steps.charge_migration.chargeloss.flag_charge_migration`."""
-import numpy as np
 from pydantic import Field
 
 from runner import SkipStep, Step, StepParameters
 
 from .chargeloss import flag_charge_migration
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class ChargeMigrationParameters(StepParameters):
@@ -36,7 +27,7 @@ class ChargeMigrationStep(Step):
     chunking = "integrations"  # per pixel and integration
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         if not flag_charge_migration(product.data, product.groupdq, self.params.signal_threshold):
             raise SkipStep("fewer than 3 groups")
         return product

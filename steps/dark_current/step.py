@@ -1,5 +1,4 @@
 """DarkCurrentStep: plugin over :func:`steps.dark_current.dark_subtraction.subtract_dark`."""
-import numpy as np
 from typing import Optional
 
 from pydantic import Field
@@ -9,14 +8,6 @@ from runner.errors import ReferenceFileError
 
 from .dark_subtraction import subtract_dark
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class DarkCurrentParameters(StepParameters):
@@ -39,7 +30,7 @@ class DarkCurrentStep(Step):
     chunking = "integrations"  # per group; a MIRI 4-D dark is indexed by the integration (CHUNKI0)
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         ref = self.reference("dark")
         dark = ref.array("SCI", product)
         first = int(product.meta.get("CHUNKI0", 0) or 0)    # integration chunk (runner.chunked)

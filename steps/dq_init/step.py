@@ -7,14 +7,6 @@ from runner import Step, StepParameters
 from .mask_dq import apply_mask
 
 
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
-
 
 class DQInitParameters(StepParameters):
     """Parameters of dq_init."""
@@ -36,7 +28,7 @@ class DQInitStep(Step):
     chunking = "integrations"  # reference DQ merged into every frame alike
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         ref = self.reference("mask")
         mask = ref.dq(product)
         if mask is None:

@@ -1,5 +1,4 @@
 """EmiCorrStep: plugin over :func:`steps.emicorr.emi_waveform.subtract_emi`."""
-import numpy as np
 from typing import List, Optional
 
 from pydantic import Field
@@ -8,14 +7,6 @@ from runner import SkipStep, Step, StepParameters
 
 from .emi_waveform import CLOCK_S, EMI_FREQUENCIES_HZ, subtract_emi
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class EmiCorrParameters(StepParameters):
@@ -47,7 +38,7 @@ class EmiCorrStep(Step):
     chunking = None  # the EMI waveform is fitted over all integrations and its phase depends on the integration index
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         if str(product.get("INSTRUME", "")).upper() != "MIRI":
             raise SkipStep("emicorr applies to MIRI only")
         if product.data.shape[1] < 3:

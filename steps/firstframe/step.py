@@ -1,19 +1,10 @@
 """FirstFrameStep: plugin over :func:`steps.firstframe.first_group.flag_first_group`."""
-import numpy as np
 from pydantic import Field
 
 from runner import SkipStep, Step, StepParameters
 
 from .first_group import flag_first_group
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class FirstFrameParameters(StepParameters):
@@ -35,7 +26,7 @@ class FirstFrameStep(Step):
     chunking = "integrations"  # flags group 1 of each integration
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         if not flag_first_group(product.groupdq, bright_use_group1=self.params.bright_use_group1):
             raise SkipStep("ngroups <= 3")
         return product

@@ -1,17 +1,8 @@
 """GroupScaleStep: plugin over :func:`steps.group_scale.scale_groups.scale_groups`."""
-import numpy as np
 from runner import SkipStep, Step, StepParameters
 
 from .scale_groups import scale_groups
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class GroupScaleParameters(StepParameters):
@@ -31,7 +22,7 @@ class GroupScaleStep(Step):
     chunking = "integrations"  # each group of each integration is rescaled alone
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         nframes = product.get("NFRAMES")
         frmdivsr = product.get("FRMDIVSR")
         if nframes is None or frmdivsr is None or int(frmdivsr) == int(nframes):

@@ -11,14 +11,6 @@ _MIRI_FULL = (1024, 1032)
 _NIR_FULL = (2048, 2048)
 
 
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
-
 
 class IPCParameters(StepParameters):
     """Parameters of ipc (none beyond the common ones)."""
@@ -37,7 +29,7 @@ class IPCStep(Step):
     chunking = "integrations"  # 2-D convolution of whole frames
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         ref = self.reference("ipc")
         kernel = ref.array("SCI")
         if kernel.ndim == 4:

@@ -1,5 +1,4 @@
 """PersistenceStep: skip logic and flagging only, see :mod:`steps.persistence.persistence_flags`."""
-import numpy as np
 from typing import Optional
 
 from pydantic import Field
@@ -9,14 +8,6 @@ from runner import Product, SkipStep, Step, StepParameters
 from .persistence_flags import (flag_persistence, persistence_skip_reason,
                                 previously_saturated_from_groupdq)
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class PersistenceParameters(StepParameters):
@@ -42,7 +33,7 @@ class PersistenceStep(Step):
     chunking = "integrations"  # pixel DQ from a previous exposure, frame by frame
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         refs = [self.reference(r, required=False) for r in self.reference_types]
         reason = persistence_skip_reason(*refs, input_trapsfilled=self.params.input_trapsfilled)
         if reason:

@@ -1,5 +1,4 @@
 """RefPixStep: plugin over :mod:`steps.refpix.reference_pixels` (non-IRS2 algorithms)."""
-import numpy as np
 from pydantic import Field
 
 from runner import SkipStep, Step, StepParameters
@@ -9,14 +8,6 @@ from .reference_pixels import correct_miri, correct_nir
 _MIRI_FULL = (1024, 1032)
 _NIR_FULL = (2048, 2048)
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class RefPixParameters(StepParameters):
@@ -44,7 +35,7 @@ class RefPixStep(Step):
     chunking = "integrations"  # needs whole frames (reference rows/columns, side running median), each group alone
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         p = self.params
         if "IRS2" in str(product.get("READPATT", "")).upper():
             raise SkipStep("NIRSpec IRS2 reference-pixel correction is not implemented")

@@ -1,19 +1,10 @@
 """RscdStep: plugin over :func:`steps.rscd.baseline.flag_rscd_groups` (jwst 'baseline')."""
-import numpy as np
 from pydantic import Field
 
 from runner import SkipStep, Step, StepParameters
 
 from .baseline import flag_rscd_groups
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class RscdParameters(StepParameters):
@@ -65,7 +56,7 @@ class RscdStep(Step):
     chunking = None  # flags integrations 2+ only: depends on the integration index
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         ref = self.reference("rscd")
         n = groups_to_skip(ref, product)
         if n is None:

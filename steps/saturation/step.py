@@ -1,19 +1,10 @@
 """SaturationStep: plugin over :func:`steps.saturation.saturated_groups.flag_saturation`."""
-import numpy as np
 from pydantic import Field
 
 from runner import Step, StepParameters
 
 from .saturated_groups import flag_saturation
 
-
-def _native_ramp(product):
-    """Make SCI/PIXELDQ/GROUPDQ native-byte-order arrays (FITS gives big-endian; numba needs native)."""
-    product.data = np.asarray(product.data, dtype=np.float32)
-    if product.pixeldq is not None:
-        product.pixeldq = np.asarray(product.pixeldq, dtype=np.uint32)
-    if product.groupdq is not None:
-        product.groupdq = np.asarray(product.groupdq, dtype=np.uint8)
 
 
 class SaturationParameters(StepParameters):
@@ -38,7 +29,7 @@ class SaturationStep(Step):
     chunking = "integrations"  # per integration; n_pix_grow_sat grows flags within a frame (whole frames)
 
     def process(self, product):
-        _native_ramp(product)
+        product.conform()
         ref = self.reference("saturation")
         thresh = ref.array("SCI", product)
         sat_dq = ref.dq(product)
