@@ -359,7 +359,7 @@ def native(array):
     """``array`` in the machine's byte order (FITS is big-endian; numba needs native order)."""
     if array.dtype.byteorder in ("=", "|") or array.dtype.isnative:
         return array
-    if array.flags.writeable and array.flags.owndata:
+    if array.flags.writeable:
         array.byteswap(inplace=True)           # no second copy of a large array
         return array.view(array.dtype.newbyteorder("="))
     return array.astype(array.dtype.newbyteorder("="))
