@@ -28,7 +28,9 @@ class RampFitParameters(StepParameters):
     lastgroup: Optional[int] = Field(None, ge=0, description="Last group (0-based) to fit; later groups get DO_NOT_USE.")
     maximum_cores: Union[int, str] = Field("all", description="Threads: an integer, 'none', 'quarter', 'half' or 'all' (results do not depend on it).")
     poisson_variance: Literal["propagated", "reference"] = Field(
-        "propagated", description="VAR_POISSON of ramps split by jumps: of the weighted mean actually used ('propagated') or stcal's ('reference').")
+        "propagated", description="VAR_POISSON of ramps split by jumps and of frame-averaged groups (NFRAMES > 1): of the estimator actually used ('propagated') or stcal's ('reference').")
+    weighting: Literal["optimal", "optimal_stcal"] = Field(
+        "optimal", description="Optimal-weighting exponent chosen from the S/N expected from the pixel's robust rate ('optimal', unbiased) or from each segment's own end points as stcal ('optimal_stcal'). stcal bit for bit: poisson_variance='reference' with weighting='optimal_stcal'.")
 
 
 class RampFitStep(Step):
@@ -69,7 +71,7 @@ class RampFitStep(Step):
                         nframes=nframes, groupgap=int(product.get("GROUPGAP", 0) or 0),
                         drop_frames1=int(product.get("DRPFRMS1", 0) or 0),
                         suppress_one_group=p.suppress_one_group, maximum_cores=p.maximum_cores,
-                        poisson_variance=p.poisson_variance)
+                        poisson_variance=p.poisson_variance, weighting=p.weighting)
         rate = self._product("image", product, res.rate)
         self.emit(self._product("cube", product, res.rateints), "rateints")
         return rate

@@ -1,9 +1,11 @@
 """Tests of steps.ramp_fit.ols.fit_ramps against injected truth and analytic answers."""
+import hashlib
+
 import numpy as np
 import pytest
 
 from steps.jump.twopoint import detect_jumps
-from steps.ramp_fit.ols import fit_ramps, resolve_cores
+from steps.ramp_fit.ols import _frame_averaging_table, _weight_table, fit_ramps, frame_averaging_constant, resolve_cores
 from tests.steps.synthetic_ramps import make_ramps
 
 DNU, SAT, JUMP, NGV = 1, 2, 4, 1 << 19
@@ -191,8 +193,8 @@ def test_reference_poisson_variance_underestimates_split_bright_ramps():
     s = make_ramps(np.full((64, 64), 100.0), nints=5, ngroups=10, gain=GAIN, readnoise=RN, tgroup=TG,
                    cr_fraction=0.2, cr_amp_range=(300.0, 3000.0), seed=25)
     gdq = detect_jumps(s.data, s.groupdq, s.gain, s.readnoise)
-    ref = _fit(s, gdq=gdq, poisson_variance="reference")
-    new = _fit(s, gdq=gdq)
+    ref = _fit(s, gdq=gdq, poisson_variance="reference", weighting="optimal_stcal")
+    new = _fit(s, gdq=gdq, weighting="optimal_stcal")
     np.testing.assert_array_equal(ref.rate.data, new.rate.data)   # same slopes
     assert _pull_stats(ref.rate.data, ref.rate.err, s.rate)[1] > 1.10
     assert 0.95 <= _pull_stats(new.rate.data, new.rate.err, s.rate)[1] <= 1.10
@@ -222,3 +224,177 @@ def test_ramp_fit_step(tmp_path):
     short = RampFitStep(references=refs, lastgroup=3).process(_ramp_product(s.data.copy(), s.groupdq.copy()))
     direct = fit_ramps(s.data[:, :4], s.groupdq[:, :4], s.pixeldq, s.gain, s.readnoise, tgroup=TG, tframe=TG, nframes=1)
     np.testing.assert_array_equal(short.data, direct.rate.data)
+    # the weighting choice reaches fit_ramps
+    stc = RampFitStep(references=refs, weighting="optimal_stcal", poisson_variance="reference").process(
+        _ramp_product(s.data.copy(), s.groupdq.copy()))
+    direct = _fit(s, weighting="optimal_stcal", poisson_variance="reference")
+    np.testing.assert_array_equal(stc.data, direct.rate.data)
+    np.testing.assert_array_equal(stc.err, direct.rate.err)
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-frame groups (NFRAMES > 1): Poisson variance of frame-averaged groups (issue 4)
+
+#: readout -> (nframes, groupgap, ngroups)
+MULTIFRAME = {"BRIGHT2": (2, 0, 6), "MEDIUM8": (8, 2, 10)}
+
+
+def _multiframe_classes(nframes, groupgap, ngroups, n, rng):
+    """(n, 4n) rates, DN/s: faint, bright, near saturation, saturating after 2-4 good groups."""
+    tframe = TG / (nframes + groupgap)
+
+    def tmean(g):                                   # mean read time of group g
+        return (g * (nframes + groupgap) + (nframes + 1) / 2) * tframe
+
+    tl = tmean(ngroups - 1)
+    blocks = [rng.uniform(0.2, 3.0, (n, n)),
+              np.exp(rng.uniform(np.log(30.0), np.log(0.6 * SATLEVEL / tl), (n, n))),
+              rng.uniform(0.74, 0.98, (n, n)) * SATLEVEL / tl,
+              rng.uniform(1.02 * SATLEVEL / tmean(4), 0.98 * SATLEVEL / tmean(1), (n, n))]
+    return np.concatenate(blocks, axis=1)
+
+
+@pytest.mark.parametrize("nints", [1, 5])
+@pytest.mark.parametrize("readpatt", sorted(MULTIFRAME))
+def test_pulls_multiframe_groups(readpatt, nints):
+    """Frame-averaged groups: pulls within tolerance in all four classes; stcal's ERR is too large."""
+    nframes, groupgap, ngroups = MULTIFRAME[readpatt]
+    n = 64
+    rate = _multiframe_classes(nframes, groupgap, ngroups, n, np.random.default_rng(nints))
+    s = make_ramps(rate, nints=nints, ngroups=ngroups, gain=GAIN, readnoise=RN, tgroup=TG, nframes=nframes,
+                   groupgap=groupgap, saturation=SATLEVEL, seed=40 + nints)
+    assert s.tframe == pytest.approx(TG / (nframes + groupgap))
+    sat = s.groupdq[:, :, :, 3 * n:] & SAT
+    assert sat.any(axis=1).all() and not sat[:, 1].any()            # saturating, >= 2 good groups
+    assert not (s.groupdq[:, :, :, :3 * n] & SAT).any()
+    res = _fit(s, groupgap=groupgap)
+    ref = _fit(s, groupgap=groupgap, poisson_variance="reference", weighting="optimal_stcal")
+    names = ("faint", "bright", "near_saturation", "saturating")
+    for c, name in enumerate(names):
+        sl = np.s_[:, c * n:(c + 1) * n]
+        med, rstd, frac = _pull_stats(res.rate.data[sl], res.rate.err[sl], s.rate[sl])
+        assert frac > 0.99, (readpatt, name, frac)
+        assert abs(med) <= 0.05, (readpatt, name, med)
+        assert 0.95 <= rstd <= 1.10, (readpatt, name, rstd)
+        if name == "saturating":
+            # the reference ignores the frame averaging: ERR too large, pulls too narrow
+            assert _pull_stats(ref.rate.data[sl], ref.rate.err[sl], s.rate[sl])[1] < 0.94, (readpatt, name)
+    np.testing.assert_allclose(res.rate.err ** 2, res.rate.var_poisson.astype(np.float64) + res.rate.var_rnoise,
+                               rtol=1e-5)
+
+
+def test_frame_averaging_variance_analytic():
+    """Two groups of NFRAMES=2: Var = lambda (tgroup - 2c) / tgroup**2, c = tframe (n**2 - 1) / (6 n)."""
+    tframe = TG / 2
+    c = frame_averaging_constant(tframe, 2)
+    assert c == pytest.approx(tframe * 3 / 12)
+    assert frame_averaging_constant(TG, 1) == 0.0
+    kw = dict(tgroup=TG, tframe=tframe, nframes=2)
+    slope, err, dq, vp, vr = _scalar(_one([100.0, 150.0], **kw))
+    assert slope == pytest.approx(5.0, rel=1e-6)
+    assert vp == pytest.approx(5.0 / (TG * GAIN) * (1 - 2 * c / TG), rel=1e-5)
+    assert vr == pytest.approx(RN ** 2 / 2 / TG ** 2, rel=1e-5)     # per-group noise rn / sqrt(2 nframes)
+    ref = _scalar(_one([100.0, 150.0], poisson_variance="reference", **kw))
+    assert ref[3] == pytest.approx(5.0 / (TG * GAIN), rel=1e-5)     # stcal ignores the averaging
+    # weighted segments: exact relative fall of the Poisson variance for the weights used
+    wtab = _weight_table(6)
+    ftab = _frame_averaging_table(wtab, 6, c, TG)
+    for p in range(1, wtab.shape[0]):
+        assert ftab[p, 3] == pytest.approx(2 * c / (2 * TG))        # 3 groups, P > 0: end points
+    assert ftab[5, 6] == pytest.approx(2 * c / (5 * TG), rel=1e-2)  # P = 10: ~end points
+    # P = 0 (plain OLS), 4 groups: a = (-3, -1, 1, 3) / 10, A = (0.3, 0.4, 0.3)
+    assert ftab[0, 4] == pytest.approx(c * 0.2 / (TG * 0.34))
+    assert not _frame_averaging_table(wtab, 6, 0.0, TG).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimal-weighting exponent: expected S/N from the robust rate, not the segment's own noise
+
+
+def _rate_at_snr(snr, ngroups, nframes=1):
+    """Rate (DN/s) whose ngroups-group ramp has the optimal-weighting S/N ``snr`` exactly."""
+    rn_e = RN * GAIN / np.sqrt(2 * nframes)
+    de = (snr ** 2 + np.sqrt(snr ** 4 + 4 * snr ** 2 * rn_e ** 2)) / 2
+    return de / GAIN / ((ngroups - 1) * TG)
+
+
+@pytest.mark.parametrize("snr", [10.0, 20.0])
+def test_weighting_unbiased_at_snr_steps(snr):
+    """20 integrations at an S/N step: the default weighting is unbiased, stcal's is not."""
+    s = make_ramps(np.full((200, 200), _rate_at_snr(snr, 8)), nints=20, ngroups=8, gain=GAIN, readnoise=RN,
+                   tgroup=TG, seed=int(snr))
+    res = _fit(s)
+    med, rstd, frac = _pull_stats(res.rate.data, res.rate.err, s.rate)
+    assert frac == 1.0 and abs(med) <= 0.05 and 0.95 <= rstd <= 1.10, (med, rstd)
+    medi, rstdi, _ = _pull_stats(res.rateints.data, res.rateints.err, np.broadcast_to(s.rate, res.rateints.data.shape))
+    assert abs(medi) <= 0.03 and 0.95 <= rstdi <= 1.10, (medi, rstdi)
+    old = _fit(s, weighting="optimal_stcal")
+    assert _pull_stats(old.rate.data, old.rate.err, s.rate)[0] > 0.06       # the test can fail
+    # the exponent choice changes only the slopes: variances are the same
+    np.testing.assert_array_equal(res.rate.var_rnoise, old.rate.var_rnoise)
+    np.testing.assert_array_equal(res.rate.var_poisson, old.rate.var_poisson)
+
+
+def test_invalid_weighting_and_poisson_variance():
+    with pytest.raises(ValueError):
+        _one([0.0, 1, 2], weighting="unweighted")
+    with pytest.raises(ValueError):
+        _one([0.0, 1, 2], poisson_variance="exact")
+
+
+# ---------------------------------------------------------------------------------------------
+# poisson_variance='reference', weighting='optimal_stcal': stcal 1.20 bit for bit
+
+
+def _fingerprint_input(nframes, groupgap):
+    """Deterministic ramps (independent of make_ramps): wide rate range, jumps, saturation,
+    DO_NOT_USE groups, a zero gain and a NaN read noise."""
+    rng = np.random.default_rng(20240611)
+    nints, ngroups, ny, nx = 3, 7, 6, 40
+    tframe = TG / (nframes + groupgap) if nframes > 1 else TG
+    tgroup = tframe * (nframes + groupgap)
+    rate = np.exp(rng.uniform(np.log(0.1), np.log(3000.0), (ny, nx)))
+    t = (np.arange(ngroups) + 1.0) * tgroup
+    shape = (nints, ngroups, ny, nx)
+    data = rate[None, None] * t[None, :, None, None] + rng.normal(0, 9.0, shape)
+    data += rng.poisson(np.broadcast_to(rate * 2.0 * tgroup, shape)).cumsum(1) / 2.0 - rate * t[None, :, None, None]
+    gdq = np.zeros(shape, np.uint8)
+    gdq[np.maximum.accumulate(data >= 40000.0, axis=1)] = SAT
+    hit = rng.random(shape) < 0.05
+    hit[:, 0] = False
+    data += np.cumsum(np.where(hit, 3000.0, 0.0), axis=1)
+    gdq[hit & (gdq == 0)] |= JUMP
+    gdq[rng.random(shape) < 0.02] |= DNU
+    gain = np.full((ny, nx), GAIN, np.float32)
+    gain[0, 0] = 0.0
+    rn = np.full((ny, nx), RN, np.float32)
+    rn[0, 1] = np.nan
+    return (data.astype(np.float32), gdq, np.zeros((ny, nx), np.uint32), gain, rn,
+            dict(tgroup=tgroup, tframe=tframe, nframes=nframes, groupgap=groupgap))
+
+
+#: sha256 (first 16 hex digits) of all rate and rateints arrays of :func:`_fingerprint_input`,
+#: recorded before the multi-frame variance and weighting changes; the 'reference' ones were
+#: checked equal, array by array, to stcal 1.20.0 ``ramp_fit_data(..., 'OLS_C', 'optimal')``.
+FINGERPRINTS = {
+    (1, 0, "reference"): "0744a5c4a2821024",
+    (2, 0, "reference"): "8fbaeab3ec0e1338",
+    (8, 2, "reference"): "4fe54362d7ce07b7",
+    (1, 0, "propagated"): "4e716d9c982f8c62",    # RAPID: no frame averaging, unchanged
+}
+
+
+@pytest.mark.parametrize("key", sorted(FINGERPRINTS))
+def test_reference_mode_bit_identical(key):
+    nframes, groupgap, pv = key
+    data, gdq, pdq, gain, rn, kw = _fingerprint_input(nframes, groupgap)
+    res = fit_ramps(data, gdq, pdq, gain, rn, poisson_variance=pv, weighting="optimal_stcal", **kw)
+    h = hashlib.sha256()
+    for prod in ("rate", "rateints"):
+        for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+            h.update(np.ascontiguousarray(getattr(getattr(res, prod), name)).tobytes())
+    assert h.hexdigest()[:16] == FINGERPRINTS[key]
+    # and the default path really differs (frame averaging / weighting)
+    new = fit_ramps(data, gdq, pdq, gain, rn, **kw)
+    assert not np.array_equal(new.rate.data, res.rate.data, equal_nan=True) or \
+        not np.array_equal(new.rate.var_poisson, res.rate.var_poisson)
