@@ -224,3 +224,22 @@ def test_fast_selection_header_picks_same_references(crds_env, nircam):
 
     slow = crds.getreferences(crds_refs.crds_header(meta), reftypes=types, context="jwst_0001.pmap", observatory="jwst")
     assert fast == slow
+
+
+def test_crds_bestrefs_command_line_resolves_simulated_exposure(crds_env, nircam):
+    """The crds client's own command line selects our references offline."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CRDS_PATH=str(crds_env))
+    env.pop("CRDS_SERVER_URL", None)
+    out = subprocess.run([sys.executable, "-m", "crds.bestrefs", "--files", str(nircam), "--new-context",
+                          "jwst_0002.pmap", "--types", "gain", "superbias", "--print-new-references"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(str(nircam))]
+    from runner import crds_refs
+
+    ours = crds_refs.best_references(Product.open(nircam).meta, ["gain", "superbias"], "jwst_0002.pmap")
+    for reftype, path in ours.items():
+        assert any(f" {reftype} " in ln and ln.endswith(Path(path).name) for ln in lines), out.stdout[-500:]
