@@ -91,8 +91,10 @@ def main(argv=None):
     argv = _strun_form(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("tweakwcs", "drizzle", "stpipe"):     # libraries that log at INFO themselves
+        logging.getLogger(noisy).setLevel(level)
     if args.command is None:
         parser.print_help()
         return 2

@@ -11,6 +11,7 @@ import copy
 import io
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,11 +283,14 @@ class Product:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path}: exists and overwrite=False")
-        hdul = self.to_hdulist(filename=path.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
-            hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
+            with warnings.catch_warnings():
+                # a long keyword comment is shortened to fit its 80-character card: harmless
+                warnings.filterwarnings("ignore", message="Card is too long, comment will be truncated")
+                hdul = self.to_hdulist(filename=path.name)
+                hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -100,14 +100,19 @@ def _write_sha_cache(path, stored):
         pass      # a cache we cannot write only costs time
 
 
+def _card(value, comment):
+    """(value, comment) when the card fits in 80 characters, else the value alone."""
+    return (value, comment) if len(str(value)) + len(comment) <= 62 else value
+
+
 def stamp(meta, *, recipe_name, context, chash, variants, cal_ver, crds_ver):
     """Write the run-level provenance keywords into a primary header."""
-    meta["CAL_VER"] = (cal_ver, "webbcal version that produced this file")
+    meta["CAL_VER"] = _card(cal_ver, "webbcal version that produced this file")
     meta["CAL_VCS"] = ("RELEASE", "Calibration software version control system")
-    meta["CRDS_VER"] = (crds_ver, "Version of CRDS client used")
-    meta["CRDS_CTX"] = (context, "CRDS context (.pmap) used")
-    meta["WC_RECIP"] = (recipe_name[:68], "webbcal recipe that produced this file")
-    meta["WC_VARNT"] = (",".join(variants)[:68] or "none", "recipe variants applied")
+    meta["CRDS_VER"] = _card(crds_ver, "Version of CRDS client used")
+    meta["CRDS_CTX"] = _card(context, "CRDS context (.pmap) used")
+    meta["WC_RECIP"] = _card(recipe_name[:68], "webbcal recipe that produced this file")
+    meta["WC_VARNT"] = _card(",".join(variants)[:68] or "none", "recipe variants applied")
     meta["WC_CHASH"] = chash
     meta["DATE"] = (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
                     "UTC date file created")

@@ -251,7 +251,8 @@ def write_reference(reftype: str, path, detector: str, subarray: Subarray | str,
         hdr["EXP_TYPE"] = (_DARK_EXP_TYPE[det.instrument]
                            if not det.name.startswith("MIRIFU") else "MIR_DARKMRS",
                            "type of data")
-        hdr["P_EXP_TY"] = (_SCIENCE_EXP_TYPES[det.instrument], "applicable EXP_TYPE values")
+        p_exp = _SCIENCE_EXP_TYPES[det.instrument]
+        hdr["P_EXP_TY"] = (p_exp, "applicable EXP_TYPE values") if len(p_exp) < 40 else p_exp
         hdr["READPATT"] = (readout.readpatt, "readout pattern")
         hdr["NFRAMES"] = (readout.nframes, "number of frames in group")
         hdr["GROUPGAP"] = (readout.groupgap, "number of frames dropped between groups")

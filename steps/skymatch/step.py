@@ -84,8 +84,8 @@ class SkyMatchStep(Step):
             lev = float(lev) if np.isfinite(lev) else 0.0
             if p.subtract:
                 prod.data = (np.asarray(prod.data, np.float32) - np.float32(lev)).astype(np.float32)
-            prod.meta["BKGLEVEL"] = (lev, "Sky level computed by skymatch (data unit)")
-            prod.meta["BKGSUB"] = (bool(p.subtract), "Sky level subtracted by skymatch")
+            prod.meta["BKGLEVEL"] = (lev, "skymatch sky level")
+            prod.meta["BKGSUB"] = (bool(p.subtract), "sky level subtracted")
             prod.meta["BKGMETH"] = (p.skymethod, "skymatch method")
             prod.meta["S_SKYMAT"] = "COMPLETE"
             self.log.info("%s: sky level %.6g%s", im.name, lev, " (subtracted)" if p.subtract else "")
