@@ -79,3 +79,13 @@ def test_missing_keyword_and_unknown_exp_type(tmp_path):
     path2 = uncal(tmp_path / "e_uncal.fits", EXP_TYPE="NRC_IMGE")
     with pytest.raises(InputError, match="e_uncal.fits: unknown EXP_TYPE 'NRC_IMGE'; did you mean 'NRC_IMAGE'"):
         Product.open(path2)
+
+
+def test_wrong_dtype(tmp_path):
+    path = tmp_path / "f_uncal.fits"
+    hdr = fits.Header({"DATAMODL": "Level1bModel", "INSTRUME": "NIRCAM", "DETECTOR": "NRCA1",
+                       "EXP_TYPE": "NRC_IMAGE"})
+    fits.HDUList([fits.PrimaryHDU(header=hdr),
+                  fits.ImageHDU(np.zeros((1, 2, 4, 4), np.float32), name="SCI")]).writeto(path)
+    with pytest.raises(InputError, match="f_uncal.fits: raw SCI must be integer DN, found float32"):
+        Product.open(path)
