@@ -303,6 +303,7 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
     for item in items:
         label = item.label if isinstance(item, WorkItem) else str(item.filename)
         try:
+            product_set_dir = None
             if isinstance(item, Product):
                 product, path = item, None
             elif item.association is not None and (recipe.stage or 1) >= 3:
@@ -310,6 +311,7 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
 
                 product, path = ProductSet.from_association(item.association, item.asn_product), None
                 product.working_dir = Path(output_dir or ".") / ".webbcal-work" / product.name
+                product_set_dir = product.working_dir
             else:
                 product, path = open_input(item.path), item.path     # images read when first used
             if isinstance(item, WorkItem) and item.association is not None:
@@ -323,8 +325,11 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
                 check_against_lock(locked, label, prepared)
             holder = [product]
             del product          # execute_plan holds the only reference: a converted input is freed
-            result = execute_plan(prepared, holder.pop(), output_dir=output_dir, hooks=hooks, save=save,
-                                  input_path=path)
+            try:
+                result = execute_plan(prepared, holder.pop(), output_dir=output_dir, hooks=hooks,
+                                      save=save, input_path=path)
+            finally:
+                _remove_working_dir(product_set_dir)
             result.input = label
         except WebbcalError as exc:
             if raise_on_error:
@@ -332,6 +337,19 @@ def run_recipe(recipe, inputs, *, overrides=None, output_dir=None, crds_context=
             result = RunResult(input=label, status="failed", error=str(exc))
         results.append(result)
     return results
+
+
+def _remove_working_dir(path):
+    """Remove a stage-3 working folder (spilled member updates) and its parent when empty."""
+    import shutil
+
+    if path is None:
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    try:
+        Path(path).parent.rmdir()
+    except OSError:
+        pass
 
 
 def _run_chain(recipe, inputs, **kwargs):

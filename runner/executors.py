@@ -165,12 +165,14 @@ def _execute_task(task, hooks):
     from .execute import execute_plan
 
     prepared = rebuild_prepared(task["plan"])
-    path = None
+    path = work = None
     if task.get("stage3"):
         from .product_set import ProductSet
 
         asn = Association.load(task["asn"])
         product = ProductSet.from_association(asn, _asn_product(asn, task["asn_product"]))
+        product.working_dir = Path(task["output_dir"]) / ".webbcal-work" / product.name
+        work = product.working_dir
     else:
         from .chunked import open_input
 
@@ -182,8 +184,13 @@ def _execute_task(task, hooks):
             product.asn_product = _asn_product(asn, task["asn_product"])
     holder = [product]
     del product          # execute_plan holds the only reference: a converted raw input is freed
-    result = execute_plan(prepared, holder.pop(), output_dir=task["output_dir"], hooks=hooks, save=True,
-                          input_path=path)
+    from .execute import _remove_working_dir
+
+    try:
+        result = execute_plan(prepared, holder.pop(), output_dir=task["output_dir"], hooks=hooks,
+                              save=True, input_path=path)
+    finally:
+        _remove_working_dir(work)
     result.product = None
     return result
 

@@ -217,10 +217,16 @@ class ResampleStep(Step):
         indices = product.indices("science")
         if not indices:
             raise InputError(f"{product.name}: no science members to resample")
-        geometries = []
+        geometries, optics = [], {}
         for i in indices:
             wcs, shape, get = member_geometry(product.members[i].path)
             geometries.append((wcs, shape))
+            optics[product.members[i].path.name] = "/".join(
+                str(get(k, "-")).strip() for k in ("INSTRUME", "FILTER", "PUPIL"))
+        if len(set(optics.values())) > 1:
+            listed = ", ".join(f"{name} {combo}" for name, combo in optics.items())
+            raise InputError(f"{product.name}: members mix instruments or filters ({listed}); "
+                             f"an image3 association combines one instrument/filter/pupil")
 
         template = product.open(indices[0])
         template.arrays.clear()          # only its headers are needed

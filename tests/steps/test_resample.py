@@ -318,3 +318,36 @@ def test_good_bits_parsing():
     dq = np.array([0, 1, 4, 512, 2048], np.uint32)
     np.testing.assert_array_equal(build_mask(dq, "~DO_NOT_USE+NON_SCIENCE"), [1, 0, 1, 0, 1])
     np.testing.assert_array_equal(build_mask(dq, 0), [1, 0, 0, 0, 0])
+
+
+def test_members_of_different_filters_are_refused(tmp_path):
+    a = make_cal((60, 60), name="jw01000001001_01101_00001_nrca1")
+    b = make_cal((60, 60), (3.0, 2.0), seed=1, name="jw01000001001_01101_00002_nrca1")
+    a.meta["FILTER"], b.meta["FILTER"] = "F200W", "F150W"
+    pset = make_set(tmp_path, [a, b])
+    from runner.errors import InputError
+
+    with pytest.raises(InputError, match="members mix instruments or filters .*F200W.*F150W"):
+        run_resample(pset)
+
+
+def test_failed_stage3_leaves_no_outputs_or_working_files(tmp_path):
+    import json
+
+    from runner.errors import InputError
+    from runner.recipe import Recipe
+
+    a = make_cal((60, 60), name="jw01000001001_01101_00001_nrca1")
+    b = make_cal((60, 60), (3.0, 2.0), seed=1, name="jw01000001001_01101_00002_nrca1")
+    a.meta["FILTER"], b.meta["FILTER"] = "F200W", "F150W"
+    for prod in (a, b):
+        prod.save(tmp_path / prod.filename)
+    asn = tmp_path / "mixed_image3_asn.json"
+    asn.write_text(json.dumps({"asn_type": "image3", "products": [{"name": "mixed", "members": [
+        {"expname": a.filename, "exptype": "science"}, {"expname": b.filename, "exptype": "science"}]}]}))
+    recipe = Recipe.from_dict({"pipeline": "calwebb_image3", "stage": 3, "steps": ["resample"],
+                               "output_suffix": "i2d"}, name="resample_only")
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="members mix instruments or filters"):
+        recipe.run([asn], output_dir=out, apply_crds_pars=False)
+    assert not out.exists() or not any(out.rglob("*"))
