@@ -85,6 +85,50 @@ _SCIENCE_EXP_TYPES = {
 CALIBRATION_RAMPS = 50
 
 
+def common_cards(path, rt, det, model, descrip, spec, *, pedigree="GROUND", subarray=None):
+    """The primary-header cards every CRDS reference file carries, as (key, value, comment).
+
+    ``subarray`` (a Subarray) adds SUBARRAY, SUBSTRT1/2, SUBSIZE1/2, FASTAXIS, SLOWAXIS.
+    """
+    cards = [
+        ("DATE", "2022-08-01T00:00:00.000", "date this file was created (UTC)"),
+        ("ORIGIN", "WEBBCAL", "organization responsible for creating file"),
+        ("FILENAME", Path(path).name, "name of the file"),
+        ("FILETYPE", "REFERENCE", "type of data in the file"),
+        ("DATAMODL", model, "type of data model"),
+        ("TELESCOP", "JWST", "telescope used to acquire the data"),
+        ("REFTYPE", rt.upper(), "reference file type"),
+        ("INSTRUME", det.instrument, "instrument used to acquire the data"),
+        ("DETECTOR", det.name, "name of detector used to acquire the data"),
+    ]
+    if subarray is not None:
+        cards += [
+            ("SUBARRAY", subarray.name, "subarray used"),
+            ("SUBSTRT1", subarray.xstart, "starting pixel in axis 1 direction"),
+            ("SUBSTRT2", subarray.ystart, "starting pixel in axis 2 direction"),
+            ("SUBSIZE1", subarray.xsize, "number of pixels in axis 1 direction"),
+            ("SUBSIZE2", subarray.ysize, "number of pixels in axis 2 direction"),
+            ("FASTAXIS", subarray.fastaxis, "fast readout axis direction"),
+            ("SLOWAXIS", subarray.slowaxis, "slow readout axis direction"),
+        ]
+    cards += [
+        ("USEAFTER", USEAFTER, "use after date of the reference file"),
+        ("PEDIGREE", pedigree, "the pedigree of the reference file"),
+        ("DESCRIP", descrip[:68], "description of the reference file"),
+        ("AUTHOR", "webbcal simulator", "author of the reference file"),
+        ("SIMSPEC", spec, "hash of the simulator inputs of this file"),
+    ]
+    return cards
+
+
+def header_from_cards(cards):
+    """A FITS header from (key, value, comment) cards; comments dropped where they would not fit."""
+    hdr = fits.Header()
+    for key, value, comment in cards:
+        hdr[key] = (value, comment if len(str(value)) + len(comment) < 55 else "")
+    return hdr
+
+
 def _dq_def(names) -> fits.BinTableHDU:
     values = [DQ[n] for n in names]
     bits = [int(v).bit_length() - 1 for v in values]
@@ -212,39 +256,16 @@ def write_reference(reftype: str, path, detector: str, subarray: Subarray | str,
     arrays = reference_arrays(rt, det.name, sub, version=version, readout=readout)
     path = Path(path)
 
-    hdr = fits.Header()
     model = DATAMODEL[rt]
     if rt == "dark" and det.is_miri:
         model = "DarkMIRIModel"
-    cards = [
-        ("DATE", "2022-08-01T00:00:00.000", "date this file was created (UTC)"),
-        ("ORIGIN", "WEBBCAL", "organization responsible for creating file"),
-        ("FILENAME", path.name, "name of the file"),
-        ("FILETYPE", "REFERENCE", "type of data in the file"),
-        ("DATAMODL", model, "type of data model"),
-        ("TELESCOP", "JWST", "telescope used to acquire the data"),
-        ("REFTYPE", rt.upper(), "reference file type"),
-        ("INSTRUME", det.instrument, "instrument used to acquire the data"),
-        ("DETECTOR", det.name, "name of detector used to acquire the data"),
-        ("SUBARRAY", sub.name, "subarray used"),
-        ("SUBSTRT1", sub.xstart, "starting pixel in axis 1 direction"),
-        ("SUBSTRT2", sub.ystart, "starting pixel in axis 2 direction"),
-        ("SUBSIZE1", sub.xsize, "number of pixels in axis 1 direction"),
-        ("SUBSIZE2", sub.ysize, "number of pixels in axis 2 direction"),
-        ("FASTAXIS", sub.fastaxis, "fast readout axis direction"),
-        ("SLOWAXIS", sub.slowaxis, "slow readout axis direction"),
-        ("USEAFTER", USEAFTER, "use after date of the reference file"),
-        ("PEDIGREE", PEDIGREE[version if rt in ("gain", "readnoise") else 1],
-         "the pedigree of the reference file"),
-        ("DESCRIP", f"Simulated {rt.upper()} for {det.name} {sub.name}"[:68],
-         "description of the reference file"),
-        ("AUTHOR", "webbcal simulator", "author of the reference file"),
-        ("SIMSPEC", reference_spec(rt, det.name, sub, version=version, readout=readout),
-         "hash of the simulator inputs of this file"),
-        ("SIMVER", version, "detector property version described"),
-    ]
-    for key, value, comment in cards:
-        hdr[key] = (value, comment if len(str(value)) + len(comment) < 55 else "")
+    cards = common_cards(path, rt, det, model,
+                         f"Simulated {rt.upper()} for {det.name} {sub.name}",
+                         reference_spec(rt, det.name, sub, version=version, readout=readout),
+                         pedigree=PEDIGREE[version if rt in ("gain", "readnoise") else 1],
+                         subarray=sub)
+    cards.append(("SIMVER", version, "detector property version described"))
+    hdr = header_from_cards(cards)
     if rt in ("gain", "readnoise", "superbias", "dark"):
         hdr["NOUTPUTS"] = (sub.namps, "number of outputs")
     if rt == "dark":

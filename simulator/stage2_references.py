@@ -100,7 +100,7 @@ from astropy.io import fits
 
 from .detectors import DQ, Subarray, detector_properties, get_detector, get_subarray
 from .headers import INSTRUMENT_APERTURES, PIXEL_SCALES
-from .references import USEAFTER
+from .references import USEAFTER, common_cards, header_from_cards
 
 __all__ = [
     "DISTORTION_COEFFS", "THROUGHPUT", "PUPIL_TRANSMISSION", "FLAT_ERR_FRACTION",
@@ -608,32 +608,6 @@ def stage2_reference_spec(reftype: str, detector: str, subarray=None, filter_nam
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
 
 
-def _common_cards(path: Path, rt: str, det, model: str, descrip: str, spec: str):
-    return [
-        ("DATE", "2022-08-01T00:00:00.000", "date this file was created (UTC)"),
-        ("ORIGIN", "WEBBCAL", "organization responsible for creating file"),
-        ("FILENAME", path.name, "name of the file"),
-        ("FILETYPE", "REFERENCE", "type of data in the file"),
-        ("DATAMODL", model, "type of data model"),
-        ("TELESCOP", "JWST", "telescope used to acquire the data"),
-        ("REFTYPE", rt.upper(), "reference file type"),
-        ("INSTRUME", det.instrument, "instrument used to acquire the data"),
-        ("DETECTOR", det.name, "name of detector used to acquire the data"),
-        ("USEAFTER", USEAFTER, "use after date of the reference file"),
-        ("PEDIGREE", "GROUND", "the pedigree of the reference file"),
-        ("DESCRIP", descrip[:68], "description of the reference file"),
-        ("AUTHOR", "webbcal simulator", "author of the reference file"),
-        ("SIMSPEC", spec, "hash of the simulator inputs of this file"),
-    ]
-
-
-def _header(cards):
-    hdr = fits.Header()
-    for key, value, comment in cards:
-        hdr[key] = (value, comment if len(str(value)) + len(comment) < 55 else "")
-    return hdr
-
-
 def _nircam_cards(det):
     if det.instrument != "NIRCAM":
         return []
@@ -726,7 +700,7 @@ def write_flat(path, detector: str, subarray, filter_name: str, pupil: str | Non
     sub = _subarray(det.name, subarray)
     path = Path(path)
     arrays = flat_arrays(det.name, sub, filter_name)
-    cards = _common_cards(path, "flat", det, "FlatModel",
+    cards = common_cards(path, "flat", det, "FlatModel",
                           f"Simulated FLAT for {det.name} {sub.name} {filter_name}",
                           stage2_reference_spec("flat", det.name, sub, filter_name, pupil))
     cards += _nircam_cards(det) + _subarray_cards(sub)
@@ -735,7 +709,7 @@ def write_flat(path, detector: str, subarray, filter_name: str, pupil: str | Non
               ("FILTER", filter_name, "filter element")]
     if pupil is not None:
         cards.append(("PUPIL", pupil, "pupil element"))
-    hdr = _header(cards)
+    hdr = header_from_cards(cards)
     hdr.add_history("flat = qe_response * nominal_gain / gain: see simulator/stage2_references.py")
     hdus = [fits.PrimaryHDU(header=hdr)]
     for name in ("SCI", "ERR", "DQ"):
@@ -751,7 +725,7 @@ def write_photom(path, detector: str) -> str:
     path = Path(path)
     rows = photom_rows(det.name)
     pixar_sr, pixar_a2 = pixel_area_sr(det.name)
-    cards = _common_cards(path, "photom", det, _PHOTOM_MODEL.get(det.instrument, "PhotomModel"),
+    cards = common_cards(path, "photom", det, _PHOTOM_MODEL.get(det.instrument, "PhotomModel"),
                           f"Simulated imaging PHOTOM for {det.name}",
                           stage2_reference_spec("photom", det.name))
     cards += _nircam_cards(det)
@@ -759,7 +733,7 @@ def write_photom(path, detector: str) -> str:
               ("P_EXP_TY", IMAGING_EXP_TYPES.get(det.instrument, "N/A|"), "applicable EXP_TYPE values"),
               ("PIXAR_SR", pixar_sr, "nominal pixel area in steradians"),
               ("PIXAR_A2", pixar_a2, "nominal pixel area in arcsec^2")]
-    hdr = _header(cards)
+    hdr = header_from_cards(cards)
     hdr.add_history("PHOTMJSR from simulator.stage2_references.photmjsr")
     second = "subarray" if det.instrument == "MIRI" else "pupil"
     cols = [fits.Column(name="filter", format="12A", array=np.array([r[0] for r in rows])),
@@ -779,7 +753,7 @@ def write_area(path, detector: str, subarray="FULL") -> str:
     sub = _subarray(det.name, subarray)
     path = Path(path)
     pixar_sr, pixar_a2 = pixel_area_sr(det.name)
-    cards = _common_cards(path, "area", det, "PixelAreaModel",
+    cards = common_cards(path, "area", det, "PixelAreaModel",
                           f"Simulated pixel area map for {det.name} {sub.name}",
                           stage2_reference_spec("area", det.name, sub))
     cards += _nircam_cards(det) + _subarray_cards(sub)
@@ -787,7 +761,7 @@ def write_area(path, detector: str, subarray="FULL") -> str:
               ("P_EXP_TY", IMAGING_EXP_TYPES.get(det.instrument, "N/A|"), "applicable EXP_TYPE values"),
               ("PIXAR_SR", pixar_sr, "nominal pixel area in steradians"),
               ("PIXAR_A2", pixar_a2, "nominal pixel area in arcsec^2")]
-    hdr = _header(cards)
+    hdr = header_from_cards(cards)
     sci = fits.ImageHDU(pixel_area_map(det.name, sub), name="SCI")
     sci.header["BUNIT"] = ("", "pixel area relative to PIXAR_SR")
     _write_bytes_if_changed(path, _hdul_bytes(fits.HDUList([fits.PrimaryHDU(header=hdr), sci])))
