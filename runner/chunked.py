@@ -117,6 +117,17 @@ class LazyProduct(Product):
         """True once the image arrays are in memory."""
         return self._arrays is not None
 
+    def section(self, name):
+        """Extension ``name`` read on demand (an :class:`~runner.fits_sections.ImageSection`)."""
+        if name not in self.shapes:
+            return None
+        if self._arrays is not None:
+            return self._arrays.get(name)
+        from .fits_sections import ImageSection
+
+        shape, dtype = self.shapes[name]
+        return ImageSection(self.path, name, shape, dtype)
+
 
 def open_input(path):
     """Open an exposure for :func:`runner.execute.execute_plan` without reading its images.

@@ -157,6 +157,16 @@ class Product:
             return sci[keyword]
         return default
 
+    def section(self, name):
+        """Extension ``name`` as an array-like that can be sliced (None when absent).
+
+        For a product in memory this is the array itself; a product opened lazily
+        (:meth:`runner.product_set.ProductSet.open` with ``lazy=True``) returns a
+        :class:`runner.fits_sections.ImageSection` that reads only the slices asked for, so a
+        step can walk a long time series in blocks of rows or integrations.
+        """
+        return self.arrays.get(name)
+
     @property
     def rootname(self):
         """File root without folder, extension or product suffix."""

@@ -57,9 +57,43 @@ class ProductSet:
     def __len__(self):
         return len(self.members)
 
-    def open(self, index):
-        """Open member ``index`` (a fresh Product read from its current file)."""
+    def open(self, index, lazy=False):
+        """Open member ``index`` (a fresh Product read from its current file).
+
+        With ``lazy=True`` only headers, tables and the WCS are read; ``product.section(name)``
+        then reads slices of an array from the file (bounded memory for long time series),
+        while touching ``product.data`` etc. loads the arrays as usual.
+        """
+        if lazy:
+            from .chunked import open_input
+
+            return open_input(self.members[index].path)
         return Product.open(self.members[index].path)
+
+    def working_copy(self, index):
+        """Path of a private copy of member ``index`` in the working folder, made if needed.
+
+        Steps modify that copy in place (:func:`runner.fits_sections.write_section`); the member
+        now points at it, and the original input is never modified.
+        """
+        import shutil
+
+        folder = self._working_folder()
+        current = Path(self.members[index].path)
+        if current.parent.resolve() == folder.resolve():
+            return current
+        where = folder / f"{index:04d}_{current.name}"
+        shutil.copyfile(current, where)
+        self.members[index] = type(self.members[index])(where, self.members[index].exptype)
+        return where
+
+    def _working_folder(self):
+        import tempfile
+
+        if self.working_dir is None:
+            self.working_dir = Path(tempfile.mkdtemp(prefix="webbcal-set-"))
+        Path(self.working_dir).mkdir(parents=True, exist_ok=True)
+        return Path(self.working_dir)
 
     def indices(self, exptype="science"):
         """Indices of the members of ``exptype``."""
@@ -70,12 +104,7 @@ class ProductSet:
 
         Later steps open the updated file; the original input is never modified.
         """
-        import tempfile
-
-        if self.working_dir is None:
-            self.working_dir = Path(tempfile.mkdtemp(prefix="webbcal-set-"))
-        Path(self.working_dir).mkdir(parents=True, exist_ok=True)
-        where = Path(self.working_dir) / f"{index:04d}_{Path(self.members[index].path).name}"
+        where = self._working_folder() / f"{index:04d}_{Path(self.members[index].path).name}"
         product.save(where)
         self.members[index] = type(self.members[index])(where, self.members[index].exptype)
         return where

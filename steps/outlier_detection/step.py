@@ -33,6 +33,7 @@ from pydantic import Field
 from runner import Product, SkipStep, Step, StepParameters
 from runner import dqflags
 from runner.errors import InputError
+from runner.fits_sections import copy_with_primary_header, write_section
 from runner.product import rootname as _rootname
 
 from steps.resample.drizzle_images import ImageDrizzler, blot, build_mask
@@ -48,6 +49,8 @@ OUTLIER_BITS = np.uint32(dqflags.pixel["OUTLIER"] | dqflags.pixel["DO_NOT_USE"])
 TSO_TYPES = {"NRC_TSIMAGE", "NRC_TSGRISM", "NIS_SOSS", "NRS_BRIGHTOBJ", "MIR_LRS-SLITLESS"}
 CORON_TYPES = {"NRC_CORON", "MIR_LYOT", "MIR_4QPM"}
 IMAGE_TYPES = {"NRC_IMAGE", "MIR_IMAGE", "NIS_IMAGE", "FGS_IMAGE", "NRC_TACQ", "NRC_TACONFIRM"}
+#: working bytes per element of a row block in time-series mode (SCI, ERR, DQ, median, residual, ...)
+TSO_BYTES_PER_ELEMENT = 48
 GROUP_KEYS = ("PROGRAM", "OBSERVTN", "VISIT", "VISITGRP", "SEQ_ID", "ACT_ID", "EXPOSURE")
 
 
@@ -108,9 +111,10 @@ class SpilledProduct:
         return _rootname(self.filename)
 
     def save(self, path, overwrite=True):
-        product = Product.open(self.path)
-        product.meta = self.meta
-        return product.save(path, overwrite=overwrite)
+        """Copy the spilled file with the (stamped) primary header, streaming its arrays."""
+        if not overwrite and Path(path).exists():
+            raise InputError(f"{path}: exists (overwrite=False)")
+        return copy_with_primary_header(self.path, path, self.meta, filename=Path(path).name)
 
 
 def _truthy(value):
@@ -170,11 +174,18 @@ class OutlierDetectionStep(Step):
             mode = detect_mode(get, "cube" if naxis == 3 else "image")
         if mode in ("tso", "coron", "cube"):
             for i in indices:
-                cube = product.open(i)
+                cube = product.open(i, lazy=True)
                 if cube.kind != "cube":
                     raise InputError(f"{cube.filename}: time-series outlier detection needs a cube (calints) product")
-                self.flag_cube(cube, rolling=(mode != "coron"))
-                where = product.update(i, cube)
+                if cube.section("DQ") is None:
+                    cube.dq = np.zeros(cube.data.shape, np.uint32)       # small files only: no DQ to update
+                    self.flag_cube(cube, rolling=(mode != "coron"))
+                    where = product.update(i, cube)
+                else:
+                    where = product.working_copy(i)
+                    self.flag_cube_file(where, cube, rolling=(mode != "coron"))
+                    cube.meta["S_OUTLIR"] = "COMPLETE"
+                    copy_with_primary_header(where, where, cube.meta)
                 self.emit(SpilledProduct(where, cube.meta, cube.filename), "crfints",
                           rootname=_member_rootname(product, i, cube.filename))
                 del cube
@@ -202,6 +213,40 @@ class OutlierDetectionStep(Step):
         added = int(np.count_nonzero(cube.dq & dqflags.pixel["DO_NOT_USE"]) - before)
         self.log.info("%s: %d new outlier pixels (%.3f %%)", cube.filename, added, 100 * added / mask.size)
         cube.meta["S_OUTLIR"] = "COMPLETE"
+        return added
+
+    def flag_cube_file(self, path, cube, rolling=True, max_block_bytes=128 << 20):
+        """Flag the DQ of a cube member's working copy ``path`` in blocks of rows.
+
+        Each pixel is compared with its own running median over integrations, so blocks of rows
+        (all integrations) give exactly the flags of the whole cube while holding at most
+        ``max_block_bytes`` of it; DQ is written back into the file block by block.
+
+        Returns the number of new flags.
+        """
+        p = self.params
+        snr1, _ = parse_pair(p.snr, "snr")
+        sci, err, dq = cube.section("SCI"), cube.section("ERR"), cube.section("DQ")
+        nints, ny, nx = sci.shape
+        window = p.rolling_window_width if rolling else 0
+        per_row = nints * nx * TSO_BYTES_PER_ELEMENT
+        rows = max(1, int(max_block_bytes // max(per_row, 1)))
+        added = 0
+        for r0 in range(0, ny, rows):
+            key = (slice(None), slice(r0, min(ny, r0 + rows)))
+            data = sci[key]
+            flags = np.asarray(dq[key], np.uint32)
+            mask = flag_cube_outliers(data, err[key] if err is not None else None,
+                                      build_mask(flags, p.good_bits), snr=snr1,
+                                      rolling_window_width=window, maskpt=p.maskpt, noise=p.tso_noise,
+                                      rows_per_block=data.shape[1])
+            new = flags | (mask.astype(np.uint32) * OUTLIER_BITS)
+            added += int(np.count_nonzero(new & dqflags.pixel["DO_NOT_USE"])
+                         - np.count_nonzero(flags & dqflags.pixel["DO_NOT_USE"]))
+            write_section(path, "DQ", key, new)
+            del data, flags, mask, new
+        total = nints * ny * nx
+        self.log.info("%s: %d new outlier pixels (%.3f %%)", cube.filename, added, 100 * added / total)
         return added
 
     # -- imaging ------------------------------------------------------------------------------

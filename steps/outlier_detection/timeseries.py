@@ -10,16 +10,60 @@ scatter: 1.4826 x the median absolute deviation from the running median over int
 A smooth signal (a transit: all pixels of the star dimming over many integrations) follows the
 running median and is not flagged; an isolated jump in one integration is.
 
-Memory: the cube is processed in blocks of rows (``nints x rows x nx`` x window for the running
-median), so a long exposure never needs more than ``max_block_bytes`` of scratch.
+Memory: the cube is processed in blocks of rows (``nints x rows x nx``, a few arrays), so a long
+exposure never needs more than ``max_block_bytes`` of scratch. The running median keeps a sorted
+window per pixel (compiled with numba): O(window) per integration, no window copies.
 """
 from __future__ import annotations
 
 import warnings
 
+import numba
 import numpy as np
 
 __all__ = ["running_median", "flag_cube_outliers"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _running_nanmedian_columns(data, window):  # pragma: no cover - compiled
+    """Median of each full window along axis 0 of ``data`` (n, m), NaN ignored.
+
+    A sorted buffer of the window's finite values is kept per column: each step removes the
+    value leaving the window and inserts the one entering it (O(window) per step), instead of
+    sorting every window.
+    """
+    n, m = data.shape
+    core = np.empty((n - window + 1, m), np.float32)
+    buf = np.empty(window, np.float64)
+    for j in range(m):
+        cnt = 0
+        for i in range(n):
+            if i >= window:                             # drop the value leaving the window
+                old = data[i - window, j]
+                if not np.isnan(old):
+                    k = 0
+                    while buf[k] != old:
+                        k += 1
+                    for q in range(k, cnt - 1):
+                        buf[q] = buf[q + 1]
+                    cnt -= 1
+            new = data[i, j]
+            if not np.isnan(new):                        # insert the entering value, sorted
+                k = cnt
+                while k > 0 and buf[k - 1] > new:
+                    buf[k] = buf[k - 1]
+                    k -= 1
+                buf[k] = new
+                cnt += 1
+            if i >= window - 1:
+                r = i - window + 1
+                if cnt == 0:
+                    core[r, j] = np.nan
+                elif cnt % 2 == 1:
+                    core[r, j] = buf[cnt // 2]
+                else:
+                    core[r, j] = np.float32(np.float32(buf[cnt // 2 - 1]) + np.float32(buf[cnt // 2])) / np.float32(2.0)
+    return core
 
 
 def running_median(cube, window):
@@ -36,18 +80,14 @@ def running_median(cube, window):
     Returns
     -------
     numpy.ndarray
-        Same shape as ``cube`` (float32).
+        Same shape as ``cube`` (float32); NaN where a window holds no finite value.
     """
-    from numpy.lib.stride_tricks import sliding_window_view
-
     n = cube.shape[0]
     window = int(window)
     if window <= 1 or window >= n:
         raise ValueError(f"running_median: window {window} must be in 2..{n - 1}")
-    views = sliding_window_view(cube, window, axis=0)      # (n - w + 1, ..., w)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        core = np.nanmedian(views, axis=-1).astype(np.float32)
+    flat = np.ascontiguousarray(np.asarray(cube, dtype=np.float32).reshape(n, -1))
+    core = _running_nanmedian_columns(flat, window).reshape((n - window + 1,) + cube.shape[1:])
     out = np.empty(cube.shape, dtype=np.float32)
     lead = (window - 1) // 2
     out[lead:lead + core.shape[0]] = core
@@ -87,7 +127,7 @@ def flag_cube_outliers(sci, err=None, usable=None, *, snr=5.0, rolling_window_wi
     rolling = 1 < int(rolling_window_width) < nints
     w = int(rolling_window_width) if rolling else 1
     if rows_per_block is None:
-        per_row = nints * nx * 4 * (w + 4)
+        per_row = nints * nx * 4 * 8
         rows_per_block = max(1, int(max_block_bytes // max(per_row, 1)))
     mask = np.zeros(sci.shape, dtype=bool)
     for r0 in range(0, ny, rows_per_block):

@@ -160,7 +160,7 @@ def source_centroids(data, bad, xcenter, ycenter, box_width, source_radius=4.0, 
 
 
 def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inner=4.0,
-                        radius_outer=5.0):
+                        radius_outer=5.0, block_integrations=2048):
     """Aperture sums, annulus background and net flux of one source in every integration.
 
     Parameters
@@ -177,6 +177,9 @@ def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inn
         Aperture radius (pixels).
     radius_inner, radius_outer : float
         Background annulus radii (pixels); ``radius_outer <= radius_inner`` means no background.
+    block_integrations : int
+        Integrations measured at a time after the time-median template is formed (bounded
+        scratch memory; the results do not depend on it).
 
     Returns
     -------
@@ -197,39 +200,64 @@ def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inn
     x1 = min(int(np.ceil(np.nanmax(xc) + rmax + 0.5)) + 1, nx)
     y0 = max(int(np.floor(np.nanmin(yc) - rmax - 0.5)), 0)
     y1 = min(int(np.ceil(np.nanmax(yc) + rmax + 0.5)) + 1, ny)
-    d = np.array(data[:, y0:y1, x0:x1], dtype=np.float64)
-    v = np.array(var[:, y0:y1, x0:x1], dtype=np.float64)
-    b = np.array(bad[:, y0:y1, x0:x1], dtype=bool) | ~np.isfinite(d) | ~np.isfinite(v)
-    shape = d.shape[1:]
+    cut = (slice(None), slice(y0, y1), slice(x0, x1))
+    shape = (y1 - y0, x1 - x0)
     origin = (y0, x0)
+
+    # time-median template of the cutout, for pixels bad in some integrations only
+    d = np.asarray(data[cut])
+    v = np.asarray(var[cut])
+    b = np.asarray(bad[cut], dtype=bool) | ~np.isfinite(d) | ~np.isfinite(v)
+    with warnings.catch_warnings():                 # all-NaN columns: pixels bad in every integration
+        warnings.simplefilter("ignore", RuntimeWarning)
+        template = np.nanmedian(np.where(b, np.nan, d.astype(np.float64)), axis=0)
+        template_var = np.nanmedian(np.where(b, np.nan, v.astype(np.float64)), axis=0)
+    has_template = np.isfinite(template) & np.isfinite(template_var)
 
     fixed = np.all(xc == xc[0]) and np.all(yc == yc[0])
     if fixed:
-        wa = circle_weights(shape, xc[0], yc[0], radius, origin)[None]
-        wb = (annulus_weights(shape, xc[0], yc[0], radius_inner, radius_outer, origin)[None]
-              if do_bkg else np.zeros((1,) + shape))
-    else:
-        wa = np.stack([circle_weights(shape, x, y, radius, origin) for x, y in zip(xc, yc)])
-        wb = (np.stack([annulus_weights(shape, x, y, radius_inner, radius_outer, origin)
-                        for x, y in zip(xc, yc)]) if do_bkg else np.zeros((nints,) + shape))
+        wa_fixed = circle_weights(shape, xc[0], yc[0], radius, origin)[None]
+        wb_fixed = (annulus_weights(shape, xc[0], yc[0], radius_inner, radius_outer, origin)[None]
+                    if do_bkg else np.zeros((1,) + shape))
     area_ap = np.pi * radius ** 2
     area_an = np.pi * (radius_outer ** 2 - radius_inner ** 2) if do_bkg else 0.0
+    names = ("aperture_sum", "aperture_sum_err", "annulus_sum", "annulus_sum_err", "annulus_mean",
+             "annulus_mean_err", "aperture_bkg", "aperture_bkg_err", "net_aperture_sum",
+             "net_aperture_sum_err", "inside_ap", "inside_an")
+    out = {k: np.full(nints, np.nan) for k in names}
     flag = np.zeros(nints, np.int32)
+    step = max(1, int(block_integrations))
+    for i0 in range(0, nints, step):
+        sl = slice(i0, min(i0 + step, nints))
+        if fixed:
+            wa, wb = wa_fixed, wb_fixed
+        else:
+            wa = np.stack([circle_weights(shape, x, y, radius, origin) for x, y in zip(xc[sl], yc[sl])])
+            wb = (np.stack([annulus_weights(shape, x, y, radius_inner, radius_outer, origin)
+                            for x, y in zip(xc[sl], yc[sl])]) if do_bkg else np.zeros_like(wa))
+        res, fl = _measure_block(d[sl].astype(np.float64), v[sl].astype(np.float64), b[sl], wa, wb,
+                                 template, template_var, has_template, area_ap, area_an, do_bkg)
+        for k in names:
+            out[k][sl] = res[k]
+        flag[sl] = fl
+    inside_ap, inside_an = out.pop("inside_ap"), out.pop("inside_an")
+    out.update(xcenter=xc, ycenter=yc, flag=flag, aperture_area=float(np.median(inside_ap)),
+               annulus_area=float(np.median(inside_an)))
+    return out
+
+
+def _measure_block(d, v, b, wa, wb, template, template_var, has_template, area_ap, area_an, do_bkg):
+    """Per-integration results of :func:`aperture_photometry` for a block of integrations."""
+    n = d.shape[0]
+    flag = np.zeros(n, np.int32)
     # parts of the aperture/annulus outside the subarray
-    inside_ap = wa.sum(axis=(1, 2))
-    inside_an = wb.sum(axis=(1, 2))
+    inside_ap = np.broadcast_to(wa.sum(axis=(1, 2)), (n,))
+    inside_an = np.broadcast_to(wb.sum(axis=(1, 2)), (n,))
     off = inside_ap < area_ap * (1 - 1e-9)
     if do_bkg:
-        off |= inside_an < area_an * (1 - 1e-9)
-    flag[np.broadcast_to(off, (nints,))] |= FLAG_OFF_EDGE
+        off = off | (inside_an < area_an * (1 - 1e-9))
+    flag[off] |= FLAG_OFF_EDGE
 
-    # time-median template of the cutout, for pixels bad in some integrations only
-    masked = np.where(b, np.nan, d)
-    with warnings.catch_warnings():                 # all-NaN columns: pixels bad in every integration
-        warnings.simplefilter("ignore", RuntimeWarning)
-        template = np.nanmedian(masked, axis=0)
-        template_var = np.nanmedian(np.where(b, np.nan, v), axis=0)
-    has_template = np.isfinite(template) & np.isfinite(template_var)
     fillable = b & has_template[None]
     usable = ~b | fillable                      # pixels entering the aperture sum
     good_ap = (~b) & has_template[None] & (wa > 0)
@@ -242,15 +270,14 @@ def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inn
     df = np.where(usable, df, 0.0)
     vf = np.where(usable, vf, 0.0)
     w_used = np.where(usable, wa, 0.0).sum(axis=(1, 2))
-    wa_total = np.broadcast_to(inside_ap, (nints,))
     replaced = (fillable & (wa > 0)).any(axis=(1, 2))
     flag[replaced] |= FLAG_REPLACED
-    area_scaled = w_used < wa_total * (1 - 1e-9)
+    area_scaled = w_used < inside_ap * (1 - 1e-9)
     flag[area_scaled] |= FLAG_AREA_SCALED
     no_good = ~((~b) & (wa > 0)).any(axis=(1, 2))
     flag[no_good] |= FLAG_NO_DATA
     with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = wa_total / w_used
+        ratio = inside_ap / w_used
         aperture_sum = (wa * df).sum(axis=(1, 2)) * ratio
         aperture_sum_err = np.sqrt((wa ** 2 * vf).sum(axis=(1, 2))) * ratio
     aperture_sum[no_good] = np.nan
@@ -266,15 +293,14 @@ def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inn
         annulus_mean[nobkg] = np.nan
         annulus_mean_err[nobkg] = np.nan
         flag[nobkg] |= FLAG_NO_BACKGROUND
-        an_area = np.broadcast_to(inside_an, (nints,))
-        annulus_sum = annulus_mean * an_area
-        annulus_sum_err = annulus_mean_err * an_area
-        aperture_bkg = annulus_mean * wa_total
-        aperture_bkg_err = annulus_mean_err * wa_total
+        annulus_sum = annulus_mean * inside_an
+        annulus_sum_err = annulus_mean_err * inside_an
+        aperture_bkg = annulus_mean * inside_ap
+        aperture_bkg_err = annulus_mean_err * inside_ap
         net = aperture_sum - aperture_bkg
         net_err = np.hypot(aperture_sum_err, aperture_bkg_err)
     else:
-        nan = np.full(nints, np.nan)
+        nan = np.full(n, np.nan)
         annulus_sum = annulus_sum_err = annulus_mean = annulus_mean_err = nan
         aperture_bkg = aperture_bkg_err = nan
         net, net_err = aperture_sum.copy(), aperture_sum_err.copy()
@@ -284,6 +310,5 @@ def aperture_photometry(data, var, bad, xcenter, ycenter, radius=3.0, radius_inn
         "annulus_mean": annulus_mean, "annulus_mean_err": annulus_mean_err,
         "aperture_bkg": aperture_bkg, "aperture_bkg_err": aperture_bkg_err,
         "net_aperture_sum": net, "net_aperture_sum_err": net_err,
-        "xcenter": xc, "ycenter": yc, "flag": flag,
-        "aperture_area": float(np.median(wa_total)), "annulus_area": float(np.median(inside_an)),
-    }
+        "inside_ap": inside_ap, "inside_an": inside_an,
+    }, flag

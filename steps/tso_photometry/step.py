@@ -116,7 +116,7 @@ class TSOPhotometryStep(Step):
     input_kind = "any"
     output_kind = "any"
     status_keyword = "S_TSPHOT"
-    chunking = None  # the aperture sits on the median centroid of all integrations
+    chunking = None  # the aperture sits on the median centroid of all integrations; members stream (see measure)
 
     def process(self, product):
         if isinstance(product, Product):
@@ -129,7 +129,7 @@ class TSOPhotometryStep(Step):
                 raise InputError(f"{product.name}: no science members for tso_photometry")
             tables = []
             for i in indices:
-                cube = product.open(i)
+                cube = product.open(i, lazy=True)
                 if cube.kind != "cube":
                     raise InputError(f"{cube.filename}: tso_photometry needs a cube (calints/crfints) product, "
                                      f"found {cube.kind}")
@@ -143,29 +143,33 @@ class TSOPhotometryStep(Step):
 
     # -----------------------------------------------------------------------------------------
     def measure(self, cube):
-        """The light-curve table of one cube product."""
+        """The light-curve table of one cube product.
+
+        The cube is read through ``cube.section`` (a lazily opened member is read from its
+        file): the centroid passes walk blocks of integrations (at most ``_BLOCK_BYTES`` of
+        frames at a time) and the photometry reads only the cutout around the aperture and
+        annulus, so memory does not grow with the frame size and only by a cutout per
+        integration with their number.
+        """
         p = self.params
         source = cube.filename or "cube"
-        nints, ny, nx = cube.data.shape
+        sci = cube.section("SCI")
+        nints, ny, nx = sci.shape
         xref, yref = self.require(cube, "XREF_SCI", "YREF_SCI")
         x0, y0 = float(xref) - 1.0, float(yref) - 1.0
         if not (-0.5 <= x0 <= nx - 0.5 and -0.5 <= y0 <= ny - 0.5):
             raise InputError(f"{source}: target position XREF_SCI, YREF_SCI = ({xref}, {yref}) (1-based) is "
                              f"outside the {nx} x {ny} subarray {cube.get('SUBARRAY', '')}")
         radius, r_in, r_out = self._radii(cube)
-
-        data, var, unit = self._calibrated(cube)
-        bad = ~np.isfinite(data)
-        if cube.dq is not None:
-            bad |= (np.asarray(cube.dq) & DO_NOT_USE) != 0
+        reader = _CalibratedReader(self, cube)
 
         flag_extra = np.zeros(nints, np.int32)
         centroid_x = centroid_y = None
         if p.centroid_source:
-            cx, cy = source_centroids(data, bad, x0, y0, p.search_box_width, source_radius=r_in)
+            cx, cy = self._centroids(reader, nints, x0, y0, p.search_box_width, r_in)
             if np.isfinite(cx).any() and np.isfinite(cy).any():
                 gx, gy = float(np.nanmedian(cx)), float(np.nanmedian(cy))
-                centroid_x, centroid_y = source_centroids(data, bad, gx, gy, p.fit_box_width, source_radius=r_in)
+                centroid_x, centroid_y = self._centroids(reader, nints, gx, gy, p.fit_box_width, r_in)
             else:
                 centroid_x, centroid_y = cx, cy
             ok = np.isfinite(centroid_x) & np.isfinite(centroid_y)
@@ -186,13 +190,38 @@ class TSOPhotometryStep(Step):
             xc, yc = x0, y0
             self.log.info("%s: planned centre x,y = %.2f,%.2f", source, x0, y0)
 
-        res = aperture_photometry(data, var, bad, xc, yc, radius, r_in, r_out)
+        # the cutout holding every integration's aperture and annulus (clipped to the subarray)
+        rmax = max(radius, r_out if r_out > r_in else radius)
+        xs, ys = np.atleast_1d(np.asarray(xc, float)), np.atleast_1d(np.asarray(yc, float))
+        cx0 = max(int(np.floor(np.nanmin(xs) - rmax - 0.5)), 0)
+        cx1 = min(int(np.ceil(np.nanmax(xs) + rmax + 0.5)) + 1, nx)
+        cy0 = max(int(np.floor(np.nanmin(ys) - rmax - 0.5)), 0)
+        cy1 = min(int(np.ceil(np.nanmax(ys) + rmax + 0.5)) + 1, ny)
+        data, var, bad = reader.read((slice(None), slice(cy0, cy1), slice(cx0, cx1)), with_variance=True)
+        res = aperture_photometry(data, var, bad, np.asarray(xc, float) - cx0, np.asarray(yc, float) - cy0,
+                                  radius, r_in, r_out)
+        del data, var, bad
+        res["xcenter"] = res["xcenter"] + cx0
+        res["ycenter"] = res["ycenter"] + cy0
         res["flag"] |= flag_extra
         if np.any(res["flag"] & 4):
             self.log.warning("%s: %d integration(s) have no good aperture pixel (NaN rows, flag 4)",
                              source, int(np.count_nonzero(res["flag"] & 4)))
         mjd, bjd = self._times(cube, nints)
-        return self._table(cube, res, mjd, bjd, unit, radius, r_in, r_out, centroid_x, centroid_y)
+        return self._table(cube, res, mjd, bjd, reader.unit, radius, r_in, r_out, centroid_x, centroid_y)
+
+    @staticmethod
+    def _centroids(reader, nints, x, y, box_width, source_radius):
+        """Per-integration centroids, reading whole frames a block of integrations at a time."""
+        ny, nx = reader.frame_shape
+        step = max(1, int(_BLOCK_BYTES // (ny * nx * 8 * 3)))
+        cx = np.full(nints, np.nan)
+        cy = np.full(nints, np.nan)
+        for i0 in range(0, nints, step):
+            data, _var, bad = reader.read((slice(i0, min(i0 + step, nints)),), with_variance=False)
+            cx[i0:i0 + len(data)], cy[i0:i0 + len(data)] = source_centroids(
+                data, bad, x, y, box_width, source_radius=source_radius)
+        return cx, cy
 
     def _radii(self, cube):
         p = self.params
@@ -210,46 +239,6 @@ class TSOPhotometryStep(Step):
                 return float(r["radius"]), float(r["radius_inner"]), float(r["radius_outer"])
         self.log.warning("TSOPHOT %s has no row for pupil %s; using the step parameters", ref.name, pupil)
         return p.radius, p.radius_inner, p.radius_outer
-
-    def _calibrated(self, cube):
-        """Data and variance in the output unit (Jy, electron, or the input's), and that unit."""
-        bunit = str((cube.ext_headers.get("SCI") or {}).get("BUNIT", cube.get("BUNIT", "")) or "").strip()
-        data = np.asarray(cube.data, dtype=np.float32)
-        var = None
-        parts = [cube.arrays.get(k) for k in ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")]
-        parts = [a for a in parts if a is not None and a.shape == data.shape]
-        if parts:
-            var = np.zeros(data.shape, np.float32)
-            for a in parts:
-                var += a
-        elif cube.err is not None:
-            var = np.asarray(cube.err, np.float32) ** 2
-        else:
-            raise InputError(f"{cube.filename}: neither VAR_POISSON/VAR_RNOISE nor ERR: no errors can be computed")
-        norm = bunit.replace(" ", "").lower()
-        if norm == "mjy/sr":
-            pixar = cube.get("PIXAR_SR")
-            if pixar is None:
-                raise InputError(f"{cube.filename}: BUNIT MJy/sr but no PIXAR_SR keyword to convert to Jy")
-            factor = 1e6 * float(pixar)
-            return data * np.float32(factor), var * np.float32(factor ** 2), u.Jy
-        if norm == "dn/s":
-            gain_ref = self.reference("gain", required=False)
-            tint = cube.get("EFFINTTM")
-            if gain_ref is None or tint is None:
-                self.log.warning("%s: DN/s data %s; photometry stays in DN/s", cube.filename,
-                                 "without a GAIN reference" if gain_ref is None else "without EFFINTTM")
-                return data, var, u.Unit("DN/s")
-            gain = np.asarray(gain_ref.array("SCI", cube), np.float32)
-            gain = np.where(np.isfinite(gain) & (gain > 0), gain, np.nan).astype(np.float32)
-            factor = np.float32(tint) * gain
-            return data * factor, var * factor ** 2, u.electron
-        self.log.warning("%s: unexpected BUNIT %r; photometry uses the input units", cube.filename, bunit)
-        try:
-            unit = u.Unit(bunit) if bunit else u.dimensionless_unscaled
-        except ValueError:
-            unit = u.dimensionless_unscaled
-        return data, var, unit
 
     def _times(self, cube, nints):
         """Mid-times (MJD UTC) and BJD_TDB (MJD form) of the cube's integrations."""
@@ -322,3 +311,81 @@ class TSOPhotometryStep(Step):
                 self.log.warning("%s: aperture sky positions not computed (%s)", cube.filename, exc)
         tbl["flag"] = res["flag"]
         return tbl
+
+
+#: bytes of frames read at a time by the centroid passes
+_BLOCK_BYTES = 64 << 20
+
+
+class _CalibratedReader:
+    """Blocks of a cube in the photometry's output unit (Jy, electron, or the input's).
+
+    Units, as jwst's ``convert_data_units``: ``MJy/sr`` -> ``Jy`` (times ``1e6 * PIXAR_SR``);
+    ``DN/s`` -> ``electron`` (times ``EFFINTTM * gain`` per pixel) when a GAIN reference applies;
+    anything else keeps the input units, with a warning. Variances scale by the factor squared.
+    """
+
+    def __init__(self, step, cube):
+        self.cube = cube
+        self.sci = cube.section("SCI")
+        self.dq = cube.section("DQ")
+        self.frame_shape = tuple(self.sci.shape[1:])
+        parts = [cube.section(k) for k in ("VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")]
+        self.var_parts = [a for a in parts if a is not None and tuple(a.shape) == tuple(self.sci.shape)]
+        self.err = cube.section("ERR") if not self.var_parts else None
+        if not self.var_parts and self.err is None:
+            raise InputError(f"{cube.filename}: neither VAR_POISSON/VAR_RNOISE nor ERR: no errors can be computed")
+        self.factor, self.unit = self._factor(step, cube)
+
+    @staticmethod
+    def _factor(step, cube):
+        bunit = str((cube.ext_headers.get("SCI") or {}).get("BUNIT", cube.get("BUNIT", "")) or "").strip()
+        norm = bunit.replace(" ", "").lower()
+        if norm == "mjy/sr":
+            pixar = cube.get("PIXAR_SR")
+            if pixar is None:
+                raise InputError(f"{cube.filename}: BUNIT MJy/sr but no PIXAR_SR keyword to convert to Jy")
+            return np.float32(1e6 * float(pixar)), u.Jy
+        if norm == "dn/s":
+            gain_ref = step.reference("gain", required=False)
+            tint = cube.get("EFFINTTM")
+            if gain_ref is None or tint is None:
+                step.log.warning("%s: DN/s data %s; photometry stays in DN/s", cube.filename,
+                                 "without a GAIN reference" if gain_ref is None else "without EFFINTTM")
+                return None, u.Unit("DN/s")
+            gain = np.asarray(gain_ref.array("SCI", cube), np.float32)
+            gain = np.where(np.isfinite(gain) & (gain > 0), gain, np.nan).astype(np.float32)
+            return np.float32(tint) * gain, u.electron
+        step.log.warning("%s: unexpected BUNIT %r; photometry uses the input units", cube.filename, bunit)
+        try:
+            unit = u.Unit(bunit) if bunit else u.dimensionless_unscaled
+        except ValueError:
+            unit = u.dimensionless_unscaled
+        return None, unit
+
+    def read(self, key, with_variance=True):
+        """``(data, var, bad)`` of ``cube[key]`` (``key``: integrations, then rows and columns).
+
+        ``bad`` marks DO_NOT_USE and non-finite data; ``var`` is None without ``with_variance``.
+        """
+        key = tuple(key) + (slice(None),) * (3 - len(key))
+        data = np.asarray(self.sci[key], dtype=np.float32)
+        factor = self.factor
+        if factor is not None and np.ndim(factor) == 2:
+            factor = factor[key[1:]]
+        var = None
+        if with_variance:
+            if self.var_parts:
+                var = np.zeros(data.shape, np.float32)
+                for part in self.var_parts:
+                    var += np.asarray(part[key], np.float32)
+            else:
+                var = np.asarray(self.err[key], np.float32) ** 2
+            if factor is not None:
+                var = var * factor ** 2
+        if factor is not None:
+            data = data * factor
+        bad = ~np.isfinite(data)
+        if self.dq is not None:
+            bad |= (np.asarray(self.dq[key]) & DO_NOT_USE) != 0
+        return data, var, bad
