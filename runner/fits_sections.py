@@ -53,8 +53,61 @@ def _layout(path, extname):
     return offset, shape, stored, native, flip
 
 
+def _ranges(key, shape):
+    """Per-dimension ``(start, stop)`` of a basic index, and the dimensions an integer drops."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1:]
+    if len(key) > len(shape):
+        raise IndexError(f"too many indices ({len(key)}) for an array of {len(shape)} dimensions")
+    key = key + (slice(None),) * (len(shape) - len(key))
+    ranges, drop = [], []
+    for dim, (k, n) in enumerate(zip(key, shape)):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step != 1:
+                raise IndexError("sections take slices with step 1 only")
+            ranges.append((start, max(start, stop)))
+        elif isinstance(k, (int, np.integer)):
+            i = int(k) + n if k < 0 else int(k)
+            if not 0 <= i < n:
+                raise IndexError(f"index {k} is out of bounds for axis {dim} with size {n}")
+            ranges.append((i, i + 1))
+            drop.append(dim)
+        else:
+            raise IndexError(f"sections take integers and slices only, not {type(k).__name__}")
+    return ranges, tuple(drop)
+
+
+def _runs(ranges, shape, itemsize):
+    """Byte offsets and length of the contiguous runs of a box ``ranges`` in a C-ordered array."""
+    ndim = len(shape)
+    strides = [itemsize] * ndim
+    for d in range(ndim - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    inner = ndim - 1                       # the innermost dimension not fully covered
+    while inner > 0 and ranges[inner] == (0, shape[inner]):
+        inner -= 1
+    length = (ranges[inner][1] - ranges[inner][0]) * strides[inner]
+    base = ranges[inner][0] * strides[inner]
+    lead = [range(a, b) for a, b in ranges[:inner]]
+    lead_offsets = np.zeros(1, np.int64)
+    for d, r in enumerate(lead):
+        lead_offsets = (lead_offsets[:, None] + np.asarray(r, np.int64)[None] * strides[d]).ravel()
+    return lead_offsets + base, length
+
+
+def _box_size(ranges):
+    return tuple(b - a for a, b in ranges)
+
+
 def read_section(path, extname, key=Ellipsis):
     """``array[key]`` of one image extension, reading only the bytes it needs.
+
+    The bytes are read with ``pread`` into the result (no memory map: the file's pages never
+    count in the process's resident memory). Short runs (a cutout of a few columns) are read as
+    whole rows and cut in memory.
 
     Parameters
     ----------
@@ -63,7 +116,7 @@ def read_section(path, extname, key=Ellipsis):
     extname : str
         Image extension (``"SCI"``, ``"DQ"``, ...).
     key : index expression
-        Basic numpy indexing (slices, integers, ``Ellipsis``).
+        Basic indexing with step-1 slices, integers and ``Ellipsis``.
 
     Returns
     -------
@@ -71,18 +124,39 @@ def read_section(path, extname, key=Ellipsis):
         A native-byte-order copy, with the unsigned convention applied (DQ as ``uint32``).
     """
     offset, shape, stored, native, flip = _layout(path, extname)
-    mm = np.memmap(path, dtype=stored, mode="r", offset=offset, shape=shape)
-    try:
-        part = np.array(mm[key])
-    finally:
-        del mm
+    want, drop = _ranges(key, shape)
+    # widen short runs to whole rows (fewer system calls), then cut in memory
+    read = list(want)
+    item = stored.itemsize
+    for d in range(len(shape) - 1, 0, -1):
+        run = np.prod(_box_size(read[d:]), dtype=np.int64) * item
+        full = np.prod(shape[d:], dtype=np.int64) * item
+        if read[d] == (0, shape[d]) or run >= 4096 or full > max(4096, 4 * run):
+            break
+        read[d] = (0, shape[d])
+    box = _box_size(read)
+    out = np.empty(box, dtype=stored)
+    if out.size:
+        starts, length = _runs(read, shape, item)
+        flat = out.reshape(-1).view(np.uint8)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for k, start in enumerate(starts):
+                view = flat[k * length:(k + 1) * length]
+                got = os.preadv(fd, [view], offset + int(start))
+                if got != length:
+                    raise InputError(f"{path}[{extname}]: file is truncated")
+        finally:
+            os.close(fd)
+    out = out[tuple(slice(a - r[0], b - r[0]) for (a, b), r in zip(want, read))]
+    out = out.astype(stored.newbyteorder("="))
     if flip is not None:
-        return part.astype(stored.newbyteorder("=")).view(native) ^ flip
-    return part.astype(native)
+        out = out.view(native) ^ flip
+    return out.squeeze(axis=drop) if drop else out
 
 
 def write_section(path, extname, key, values):
-    """Write ``values`` into ``array[key]`` of an image extension, in place.
+    """Write ``values`` into ``array[key]`` of an image extension, in place (``pwrite``).
 
     Parameters
     ----------
@@ -91,20 +165,28 @@ def write_section(path, extname, key, values):
     extname : str
         Image extension.
     key : index expression
-        Basic numpy indexing, as for :func:`read_section`.
+        As for :func:`read_section`.
     values : array_like
-        Values in the native (unscaled) type, e.g. ``uint32`` DQ.
+        Values in the native (unscaled) type, e.g. ``uint32`` DQ, broadcastable to the section.
     """
     offset, shape, stored, native, flip = _layout(path, extname)
-    values = np.asarray(values, dtype=native)
+    ranges, drop = _ranges(key, shape)
+    box = _box_size(ranges)
+    target = tuple(n for d, n in enumerate(box) if d not in drop)
+    values = np.broadcast_to(np.asarray(values, dtype=native), target).reshape(box)
     if flip is not None:
         values = (values ^ flip).view(stored.newbyteorder("="))
-    mm = np.memmap(path, dtype=stored, mode="r+", offset=offset, shape=shape)
+    raw = np.ascontiguousarray(values, dtype=stored)
+    if not raw.size:
+        return
+    starts, length = _runs(ranges, shape, stored.itemsize)
+    flat = raw.reshape(-1).view(np.uint8)
+    fd = os.open(path, os.O_WRONLY)
     try:
-        mm[key] = values
-        mm.flush()
+        for k, start in enumerate(starts):
+            os.pwritev(fd, [flat[k * length:(k + 1) * length]], offset + int(start))
     finally:
-        del mm
+        os.close(fd)
 
 
 class ImageSection:

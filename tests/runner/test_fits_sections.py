@@ -49,6 +49,24 @@ def test_write_section_round_trip_and_only_that_part(cube_file):
         np.testing.assert_array_equal(h["SCI"].data, arrays["SCI"])
 
 
+@pytest.mark.parametrize("shape,key", [
+    ((3, 40, 5000), (slice(None), slice(5, 9), slice(10, 20))),      # short runs read as rows
+    ((2, 3, 40000), (slice(None), slice(0, 2), slice(100, 110))),    # wide rows: one read per row
+    ((2, 3, 40000), (1, slice(None), -1)),
+])
+def test_read_and_write_cutouts_of_wide_images(tmp_path, shape, key):
+    rng = np.random.default_rng(5)
+    dq = rng.integers(0, 2 ** 32, size=shape, dtype=np.uint64).astype(np.uint32)
+    path = tmp_path / "wide.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(dq, name="DQ")]).writeto(path)
+    np.testing.assert_array_equal(read_section(path, "DQ", key), dq[key])
+    new = dq[key] ^ np.uint32(0x80000001)
+    write_section(path, "DQ", key, new)
+    want = dq.copy()
+    want[key] = new
+    np.testing.assert_array_equal(fits.getdata(path, "DQ"), want)
+
+
 def test_image_section_is_lazy_array_like(cube_file):
     path, arrays = cube_file
     sec = ImageSection(path, "SCI", arrays["SCI"].shape, np.float32)
