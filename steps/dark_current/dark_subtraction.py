@@ -57,7 +57,9 @@ def average_dark_frames(dark, ngroups, *, nframes=1, groupgap=0, dark_nframes=1,
     Returns
     -------
     numpy.ndarray
-        float32 (ngroups, ny, nx) or (nints_dark, ngroups, ny, nx), DN.
+        float32 (ngroups, ny, nx) or (nints_dark, ngroups, ny, nx), DN. When the readout
+        patterns match and ``dark`` is float32 this is a view of ``dark`` (no copy): do not
+        modify it in place.
 
     Raises
     ------
@@ -76,7 +78,7 @@ def average_dark_frames(dark, ngroups, *, nframes=1, groupgap=0, dark_nframes=1,
         if have < ngroups:
             raise ValueError(f"dark has {have} groups but the science exposure needs {ngroups} "
                              f"(NFRAMES={nframes}, GROUPGAP={groupgap})")
-        out = d4[:, :ngroups].astype(np.float32)
+        out = np.asarray(d4[:, :ngroups], dtype=np.float32)   # a view when already float32
     elif dark_nframes == 1 and dark_groupgap == 0:
         step = nframes + groupgap
         needed = drop_frames1 + (ngroups - 1) * step + nframes
@@ -131,7 +133,7 @@ def subtract_dark(data, pixeldq, dark, *, dark_dq=None, nframes=1, groupgap=0, d
     bad = ~np.isfinite(avg)
     if bad.any():
         pixeldq[bad.reshape((-1,) + shape).any(axis=0)] |= UNRELIABLE_DARK
-        avg[bad] = 0.0
+        avg = np.where(bad, np.float32(0.0), avg)          # never write into the reference's array
     if dark_dq is not None:
         dq = np.asarray(dark_dq)
         while dq.ndim > 2:
