@@ -21,9 +21,30 @@ from astropy.io import fits
 
 from .errors import InputError
 
-__all__ = ["ImageSection", "read_section", "write_section", "copy_with_primary_header"]
+__all__ = ["ImageSection", "read_section", "read_hdu_data", "write_section", "copy_with_primary_header"]
 
 _BITPIX = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+def _header_layout(header, where):
+    """(shape, stored dtype, native dtype, sign-bit flip or None) of an image header.
+
+    Raises ``ValueError`` for scalings other than the unsigned-integer convention.
+    """
+    naxis = int(header.get("NAXIS", 0))
+    shape = tuple(int(header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
+    stored = np.dtype(_BITPIX[int(header["BITPIX"])])
+    bzero, bscale = header.get("BZERO", 0), header.get("BSCALE", 1)
+    if bscale != 1:
+        raise ValueError(f"{where}: BSCALE={bscale} is not supported for sections")
+    flip = None
+    native = stored.newbyteorder("=")
+    if bzero:
+        if stored.kind != "i" or bzero != 2 ** (8 * stored.itemsize - 1):
+            raise ValueError(f"{where}: BZERO={bzero} is not supported for sections")
+        native = np.dtype(f"u{stored.itemsize}")
+        flip = native.type(1 << (8 * stored.itemsize - 1))
+    return shape, stored, native, flip
 
 
 def _layout(path, extname):
@@ -37,20 +58,30 @@ def _layout(path, extname):
         raise InputError(f"{path}: no {extname} extension") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read FITS file ({exc})") from None
-    naxis = int(header.get("NAXIS", 0))
-    shape = tuple(int(header[f"NAXIS{k}"]) for k in range(naxis, 0, -1))
-    stored = np.dtype(_BITPIX[int(header["BITPIX"])])
-    bzero, bscale = header.get("BZERO", 0), header.get("BSCALE", 1)
-    if bscale != 1:
-        raise ValueError(f"{path}[{extname}]: BSCALE={bscale} is not supported for sections")
-    flip = None
-    native = stored.newbyteorder("=")
-    if bzero:
-        if stored.kind != "i" or bzero != 2 ** (8 * stored.itemsize - 1):
-            raise ValueError(f"{path}[{extname}]: BZERO={bzero} is not supported for sections")
-        native = np.dtype(f"u{stored.itemsize}")
-        flip = native.type(1 << (8 * stored.itemsize - 1))
-    return offset, shape, stored, native, flip
+    return (offset,) + _header_layout(header, f"{path}[{extname}]")
+
+
+def read_hdu_data(path, hdul, index):
+    """The data of image HDU ``index`` of ``hdul`` (opened from ``path``), in native byte order.
+
+    Plain image extensions (no compression, no scaling but the unsigned-integer convention) are
+    read with one ``pread`` and converted in place, several times faster than astropy's
+    ``hdu.data`` plus a byte swap; anything else goes through astropy.
+    """
+    from .product import native
+
+    hdu = hdul[index]
+    if not isinstance(hdu, (fits.ImageHDU, fits.PrimaryHDU)) or isinstance(hdu, fits.CompImageHDU):
+        return native(hdu.data)
+    try:
+        shape, stored, native_dtype, flip = _header_layout(hdu.header, f"{path}[{index}]")
+    except (ValueError, KeyError):
+        return native(hdu.data)
+    if not shape:
+        return None
+    offset = int(hdul.fileinfo(index)["datLoc"])
+    return _read_box(path, offset, shape, stored, native_dtype, flip, [(0, n) for n in shape],
+                     hdu.name or f"HDU {index}")
 
 
 def _ranges(key, shape):
@@ -125,6 +156,12 @@ def read_section(path, extname, key=Ellipsis):
     """
     offset, shape, stored, native, flip = _layout(path, extname)
     want, drop = _ranges(key, shape)
+    out = _read_box(path, offset, shape, stored, native, flip, want, extname)
+    return out.squeeze(axis=drop) if drop else out
+
+
+def _read_box(path, offset, shape, stored, native, flip, want, where):
+    """The box ``want`` (per-dimension (start, stop)) of an array stored at ``offset``."""
     # widen short runs to whole rows (fewer system calls), then cut in memory
     read = list(want)
     item = stored.itemsize
@@ -142,17 +179,21 @@ def read_section(path, extname, key=Ellipsis):
         fd = os.open(path, os.O_RDONLY)
         try:
             for k, start in enumerate(starts):
-                view = flat[k * length:(k + 1) * length]
-                got = os.preadv(fd, [view], offset + int(start))
+                got = os.preadv(fd, [flat[k * length:(k + 1) * length]], offset + int(start))
                 if got != length:
-                    raise InputError(f"{path}[{extname}]: file is truncated")
+                    raise InputError(f"{path}: the {where} data ends early ({got} of {length} bytes at "
+                                     f"offset {offset + int(start)}); is the file truncated or corrupt?")
         finally:
             os.close(fd)
-    out = out[tuple(slice(a - r[0], b - r[0]) for (a, b), r in zip(want, read))]
-    out = out.astype(stored.newbyteorder("="))
+    if read != want:
+        out = np.ascontiguousarray(out[tuple(slice(a - r[0], b - r[0]) for (a, b), r in zip(want, read))])
+    if not stored.isnative:                       # FITS is big-endian: swap in place, no copy
+        out.byteswap(inplace=True)
+        out = out.view(stored.newbyteorder("="))
     if flip is not None:
-        out = out.view(native) ^ flip
-    return out.squeeze(axis=drop) if drop else out
+        out = out.view(native)
+        out ^= flip
+    return out
 
 
 def write_section(path, extname, key, values):

@@ -19,6 +19,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import InputError
+from .fits_sections import read_hdu_data
 
 #: attribute name -> extension name
 ALIASES = {
@@ -217,14 +218,14 @@ class Product:
                 hdul.verify("silentfix")
                 meta = hdul[0].header.copy()
                 arrays, tables, ext_headers = {}, {}, {}
-                for hdu in hdul[1:]:
+                for index, hdu in enumerate(hdul[1:], start=1):
                     name = (hdu.name or "").upper()
                     if name == "ASDF":
                         continue
                     if isinstance(hdu, fits.BinTableHDU):
                         tables[name] = np.array(hdu.data) if hdu.data is not None else None
-                    elif isinstance(hdu, fits.ImageHDU) and hdu.data is not None:
-                        arrays[name] = native(hdu.data)
+                    elif isinstance(hdu, fits.ImageHDU) and int(hdu.header.get("NAXIS", 0)) > 0:
+                        arrays[name] = read_hdu_data(path, hdul, index)
                         ext_headers[name] = _extension_cards(hdu.header)
         except InputError:
             raise

@@ -11,7 +11,7 @@ import numpy as np
 from astropy.io import fits
 
 from .errors import ReferenceFileError
-from .product import native
+from .fits_sections import read_hdu_data
 
 
 class ReferenceFile:
@@ -150,7 +150,7 @@ class _LazyArrays(dict):
                 raise KeyError(key)
             try:
                 with fits.open(self._path, memmap=False) as hdul:
-                    dict.__setitem__(self, key, native(hdul[self._index[key]].data))
+                    dict.__setitem__(self, key, read_hdu_data(self._path, hdul, self._index[key]))
             except Exception as exc:
                 raise ReferenceFileError(f"{self._path}: cannot read the {key} extension "
                                          f"({str(exc).splitlines()[0]})") from None
