@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path
 from .product import KINDS, WCS_EXTNAME, Product, _extension_cards, _guess_kind, _wcs_from_bytes, native
 
 log = logging.getLogger("webbcal.chunked")
@@ -686,54 +687,46 @@ def write_fits(state, path):
     if spec is not None:
         meta["DATAMODL"] = (spec.datamodel, "Type of data model")
     meta["FILENAME"] = (path.name, "Name of the file")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            bio = io.BytesIO()
-            fits.HDUList([fits.PrimaryHDU(header=meta)]).writeto(bio, output_verify="silentfix")
-            fh.write(bio.getvalue())
-            names = list(state.shapes)
-            for name in names:
-                shape, dtype = state.shapes[name]
-                if spec is not None and name in spec.extensions and dtype != spec.extensions[name][1]:
-                    dtype_out = np.dtype(spec.extensions[name][1])
-                else:
-                    dtype_out = np.dtype(dtype)
-                hdr = fits.Header()
-                hdr.update(state.ext_headers.get(name, fits.Header()))
-                ghost = np.zeros((1,) * len(shape), dtype_out)
-                head = _hdu_bytes_header(fits.ImageHDU(data=ghost, header=hdr, name=name))
-                for k, n in enumerate(reversed(shape)):
-                    head[f"NAXIS{k + 1}"] = n
-                fh.write(head.tostring().encode("ascii"))
-                nbytes = 0
-                lead = shape[0] if len(shape) > 2 else shape[-2]
-                kind = "lead" if len(shape) > 2 else "rows"
-                per = int(np.prod(shape)) // max(lead, 1) * dtype_out.itemsize
-                step = max(1, int(min(4 << 20, memory_budget_mib() * 2**20 / 16) // max(1, per)))
-                for a in range(0, lead, step):
-                    b = min(lead, a + step)
-                    block = state.read(name, (kind, a, b) if len(shape) >= 2 else ("all", 0, 0))
-                    fh.write(_to_fits_bytes(block.astype(dtype_out, copy=False)))
-                    nbytes += block.size * dtype_out.itemsize
-                    if len(shape) < 2:
-                        break
-                fh.write(b"\0" * (-nbytes % 2880))
-            if state.wcs is not None:
-                from .product import _wcs_to_bytes
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        bio = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(header=meta)]).writeto(bio, output_verify="silentfix")
+        fh.write(bio.getvalue())
+        names = list(state.shapes)
+        for name in names:
+            shape, dtype = state.shapes[name]
+            if spec is not None and name in spec.extensions and dtype != spec.extensions[name][1]:
+                dtype_out = np.dtype(spec.extensions[name][1])
+            else:
+                dtype_out = np.dtype(dtype)
+            hdr = fits.Header()
+            hdr.update(state.ext_headers.get(name, fits.Header()))
+            ghost = np.zeros((1,) * len(shape), dtype_out)
+            head = _hdu_bytes_header(fits.ImageHDU(data=ghost, header=hdr, name=name))
+            for k, n in enumerate(reversed(shape)):
+                head[f"NAXIS{k + 1}"] = n
+            fh.write(head.tostring().encode("ascii"))
+            nbytes = 0
+            lead = shape[0] if len(shape) > 2 else shape[-2]
+            kind = "lead" if len(shape) > 2 else "rows"
+            per = int(np.prod(shape)) // max(lead, 1) * dtype_out.itemsize
+            step = max(1, int(min(4 << 20, memory_budget_mib() * 2**20 / 16) // max(1, per)))
+            for a in range(0, lead, step):
+                b = min(lead, a + step)
+                block = state.read(name, (kind, a, b) if len(shape) >= 2 else ("all", 0, 0))
+                fh.write(_to_fits_bytes(block.astype(dtype_out, copy=False)))
+                nbytes += block.size * dtype_out.itemsize
+                if len(shape) < 2:
+                    break
+            fh.write(b"\0" * (-nbytes % 2880))
+        if state.wcs is not None:
+            from .product import _wcs_to_bytes
 
-                data = _wcs_to_bytes(state.wcs)
-                fh.write(_small_hdu_bytes(fits.ImageHDU(data=data, name=WCS_EXTNAME)))
-            for name, table in state.tables.items():
-                if table is None:
-                    continue
-                fh.write(_small_hdu_bytes(fits.BinTableHDU(data=table, name=name)))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+            data = _wcs_to_bytes(state.wcs)
+            fh.write(_small_hdu_bytes(fits.ImageHDU(data=data, name=WCS_EXTNAME)))
+        for name, table in state.tables.items():
+            if table is None:
+                continue
+            fh.write(_small_hdu_bytes(fits.BinTableHDU(data=table, name=name)))
     return path
 
 

@@ -12,13 +12,13 @@ Anything else raises ``ValueError`` naming the file and extension.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from .atomic import atomic_path
 from .errors import InputError
 
 __all__ = ["ImageSection", "read_section", "read_hdu_data", "write_section", "copy_with_primary_header"]
@@ -291,20 +291,12 @@ def copy_with_primary_header(src, dst, header, filename=None):
             hdu.header["FILENAME"] = (filename, "Name of the file")
         hdu.verify("silentfix")
         head = hdu.header.tostring(endcard=True, padding=True).encode("ascii")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            out.write(head)
-            inp.seek(data_at)
-            while True:
-                block = inp.read(16 << 20)
-                if not block:
-                    break
-                out.write(block)
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(dst) as tmp, open(tmp, "wb") as out, open(src, "rb") as inp:
+        out.write(head)
+        inp.seek(data_at)
+        while True:
+            block = inp.read(16 << 20)
+            if not block:
+                break
+            out.write(block)
     return dst

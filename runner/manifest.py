@@ -37,13 +37,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import provenance
+from .atomic import atomic_path
 
 log = logging.getLogger("webbcal.batch")
 
@@ -220,16 +220,8 @@ class Manifest:
         self.doc["summary"] = counts
         self.doc["updated"] = _now()
         self.doc["finished"] = bool(finished)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.doc, fh, indent=1, default=str)
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(self.path) as tmp, open(tmp, "w") as fh:
+            json.dump(self.doc, fh, indent=1, default=str)
         return self.path
 
 

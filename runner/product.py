@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .atomic import atomic_path
 from .errors import InputError
 from .fits_sections import read_hdu_data
 
@@ -291,22 +290,13 @@ class Product:
             Refuse to replace an existing file when False.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path}: exists and overwrite=False")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            with warnings.catch_warnings():
-                # a long keyword comment is shortened to fit its 80-character card: harmless
-                warnings.filterwarnings("ignore", message="Card is too long, comment will be truncated")
-                hdul = self.to_hdulist(filename=path.name)
-                hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            # a long keyword comment is shortened to fit its 80-character card: harmless
+            warnings.filterwarnings("ignore", message="Card is too long, comment will be truncated")
+            hdul = self.to_hdulist(filename=path.name)
+            hdul.writeto(tmp, overwrite=True, output_verify="silentfix")
         return path
 
     def to_hdulist(self, filename=None):

@@ -31,12 +31,12 @@ All files are written to a temporary name in the target folder and renamed into 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+
+from runner.atomic import atomic_path
 
 from . import headers as H
 from .ramps import simulate_ramps
@@ -46,18 +46,9 @@ __all__ = ["build_hdulist", "write_uncal", "write_json", "simulate_exposure", "a
 
 def atomic_write(path, writer) -> str:
     """Call ``writer(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return str(path)
+    with atomic_path(path) as tmp:
+        writer(str(tmp))
+    return str(Path(path))
 
 
 def _header(cards) -> fits.Header:

@@ -34,8 +34,6 @@ replaces ``radius``/``radius_inner``/``radius_outer``).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +43,7 @@ from astropy.table import QTable, vstack
 from pydantic import Field, model_validator
 
 from runner import Product, SkipStep, Step, StepParameters
+from runner.atomic import atomic_path
 from runner.errors import InputError
 
 from .aperture_photometry import (FLAG_CENTROID_FAILED, FLAG_NAMES, aperture_photometry,
@@ -91,18 +90,10 @@ class PhotometryCatalog:
     def save(self, path):
         """Write the table as ECSV (atomically: temporary file then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         table = self.table.copy(copy_data=False)
         table.meta["provenance"] = {k: v for k, v in self.meta.items() if k not in ("COMMENT", "HISTORY", "")}
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             table.write(tmp, format="ascii.ecsv", overwrite=True)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return path
 
 
