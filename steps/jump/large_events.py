@@ -64,7 +64,6 @@ import warnings
 
 import numpy as np
 from numba import njit
-from scipy import ndimage
 
 from steps.ramp_fit.ols import resolve_cores, run_rows
 
@@ -85,6 +84,8 @@ def _region_pixels(lab, sl, k, fill=True):
     """Pixel coordinates (ys, xs) of region ``k`` of ``lab`` in slice ``sl``, holes filled."""
     sub = lab[sl] == k
     if fill:
+        from scipy import ndimage     # imported when large events are searched, not at start-up
+
         sub = ndimage.binary_fill_holes(sub)
     ys, xs = np.nonzero(sub)
     return ys + sl[0].start, xs + sl[1].start
@@ -155,6 +156,8 @@ def _regions(mask, min_area, fill=True, bbox_prefilter=True):
 
     Returns a list of (ys, xs) coordinate arrays.
     """
+    from scipy import ndimage         # imported when large events are searched, not at start-up
+
     lab, n = ndimage.label(mask, structure=_EIGHT)
     if n == 0:
         return []

@@ -30,6 +30,7 @@ class JumpParameters(StepParameters):
     minimum_groups: int = Field(3, ge=2, description="Fewest usable groups per integration for the two-point method.")
     minimum_sigclip_groups: int = Field(100, ge=1, description="Integrations (only_use_ints) or groups from which sigma clipping is used.")
     only_use_ints: bool = Field(True, description="Sigma-clip each difference across integrations only.")
+    flag_split_jumps: bool = Field(True, description="Multi-frame groups (NFRAMES > 1): also find cosmic rays arriving between the frames of a group (charge split over two differences) with the two-group difference, and flag both groups; False gives the reference's flags. Not used in sigma-clipping mode.")
     # snowball (NIR) and shower (MIRI) flagging (steps.jump.large_events)
     expand_large_events: bool = Field(False, description="Snowball flagging: expand JUMP_DET around large jump regions with a saturated core.")
     min_sat_area: float = Field(1.0, description="Snowballs: minimum area of the saturated core, pixels.")
@@ -99,7 +100,7 @@ class JumpStep(Step):
             tgroup=None if tgroup is None else float(tgroup),
             minimum_groups=p.minimum_groups, minimum_sigclip_groups=p.minimum_sigclip_groups,
             only_use_ints=p.only_use_ints, min_diffs_single_pass=p.min_diffs_single_pass,
-            maximum_cores=p.maximum_cores)
+            flag_split_jumps=p.flag_split_jumps, maximum_cores=p.maximum_cores)
         if p.expand_large_events:
             product.groupdq, n = flag_snowballs(
                 product.groupdq, min_jump_area=p.min_jump_area, min_sat_area=p.min_sat_area,
