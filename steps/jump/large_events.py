@@ -2,7 +2,7 @@
 
 Plain arrays in, a new group DQ out. The semantics follow the reference pipeline (stcal
 ``flag_large_events`` / ``find_faint_extended``, jwst parameter names), re-implemented with
-``scipy.ndimage`` (connected regions, image moments) instead of OpenCV contours.
+connected regions (:mod:`steps.jump.labeling`) and image moments instead of OpenCV contours.
 
 Snowballs (:func:`flag_snowballs`, ``expand_large_events``)
     For every integration and group ``g >= 1``:
@@ -67,14 +67,14 @@ from numba import njit
 
 from steps.ramp_fit.ols import resolve_cores, run_rows
 
+from .labeling import fill_holes, label_regions
+
 __all__ = ["flag_snowballs", "flag_showers", "ring_kernel"]
 
 DO_NOT_USE = 1
 SATURATED = 2
 JUMP_DET = 4
 REFERENCE_PIXEL = 1 << 31
-
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,9 +84,7 @@ def _region_pixels(lab, sl, k, fill=True):
     """Pixel coordinates (ys, xs) of region ``k`` of ``lab`` in slice ``sl``, holes filled."""
     sub = lab[sl] == k
     if fill:
-        from scipy import ndimage     # imported when large events are searched, not at start-up
-
-        sub = ndimage.binary_fill_holes(sub)
+        sub = fill_holes(sub)
     ys, xs = np.nonzero(sub)
     return ys + sl[0].start, xs + sl[1].start
 
@@ -156,12 +154,9 @@ def _regions(mask, min_area, fill=True, bbox_prefilter=True):
 
     Returns a list of (ys, xs) coordinate arrays.
     """
-    from scipy import ndimage         # imported when large events are searched, not at start-up
-
-    lab, n = ndimage.label(mask, structure=_EIGHT)
+    lab, n, objs = label_regions(mask)
     if n == 0:
         return []
-    objs = ndimage.find_objects(lab)
     out = []
     if bbox_prefilter:
         # the filled area cannot exceed the bounding box; most regions (single cosmic rays) fail
