@@ -10,6 +10,7 @@
                   jwst_<instr>_<reftype>_NNNN.fits   (MASK, SATURATION, SUPERBIAS [near-IR],
                                                     LINEARITY, GAIN, READNOISE, DARK)
                   jwst_<instr>_pars-<step>_NNNN.asdf
+                  jwst_<instr>_{distortion,photom,area,flat,apcorr}_NNNN.{asdf,fits}
 
 Point ``CRDS_PATH`` at ``root`` and leave ``CRDS_SERVER_URL`` unset; then
 ``crds.getreferences(header, reftypes=[...], context='jwst_0001.pmap', observatory='jwst')``
@@ -33,6 +34,13 @@ Selection rules
   ``N/A``. A configuration may name its filter and pupil (4th and 5th items); a 3-item
   configuration gets a FLAT for every (filter, pupil) that :data:`simulator.modes.MODES`
   uses with its detector.
+* APCORR (stage 3, source_catalog; :func:`simulator.stage2_references.write_apcorr`):
+  ``Match`` on ``(META.INSTRUMENT.DETECTOR,)``, one table per detector with rows for the
+  imaging filters (FILTER ``F*``, no coronagraphic, grism or NRM pupil) that its configurations
+  name or, for a 3-item configuration, that the calwebb_image3 modes of
+  :data:`simulator.modes.MODES` (EXP_TYPE NRC_IMAGE, NIS_IMAGE, MIR_IMAGE) use with it; a
+  detector of the same instrument without such filters is ``N/A`` in the rmap (the catalog
+  then measures its aperture correction on the image).
 * Other reference types a detector1 run may ask for (IPC, PERSAT, TRAPDENSITY, TRAPPARS,
   REFPIX, RSCD, RESET, EMICORR, PICTUREFRAME) are ``N/A`` in the .imap files: CRDS answers
   "not applicable", and the step is skipped as jwst would.
@@ -125,6 +133,11 @@ _STAGE2 = {
     "area": (("META.SUBARRAY.NAME",), ".fits"),
     "flat": (("META.SUBARRAY.NAME", "META.INSTRUMENT.FILTER", "META.INSTRUMENT.PUPIL"), ".fits"),
 }
+#: EXP_TYPEs that calwebb_image3 (source_catalog) processes: default APCORR filters
+IMAGE3_EXP_TYPES = ("NRC_IMAGE", "NIS_IMAGE", "MIR_IMAGE")
+#: pupils through which a circular-aperture correction of the Airy PSF does not apply
+_NON_IMAGING_PUPILS = ("NRM", "MASKRND", "MASKBAR", "GRISMR", "GRISMC", "GR150R", "GR150C",
+                       "WLP8", "WLM8")
 _DETECTOR_REFTYPES = ("mask", "saturation", "superbias", "linearity", "gain", "readnoise",
                       "dark")
 _VERSIONED = ("gain", "readnoise")
@@ -236,10 +249,12 @@ def build_crds_cache(root, configurations, *,
     detectors_by_instr: dict = {}
     darks: dict = {}
     stage2: dict = {}   # (instr, reftype) -> {match key: (detector, subarray, filter, pupil)}
+    apcorr: dict = {}   # instr -> {detector: set of (filter, pupil)}
     for entry in configurations:
         detector, subname, readout = entry[:3]
         det = get_detector(detector)
         _stage2_needs(stage2, det, get_subarray(det.name, subname), entry[3:])
+        _apcorr_needs(apcorr, det, entry[3:])
         sub = get_subarray(det.name, subname)
         instr = det.instrument
         detectors_by_instr.setdefault(instr, set()).add(det.name)
@@ -285,6 +300,24 @@ def build_crds_cache(root, configurations, *,
             _write_stage2(refs / instr.lower() / fname, rt, det_name, sub, filt, pupil)
             rows.setdefault((instr, rt, 1), {})[key] = fname
 
+    # ---- APCORR (stage 3) ------------------------------------------------------------------
+    apcorr_rows = {}     # instr -> {(detector,): filename or None (N/A)}
+    for instr, per_det in sorted(apcorr.items()):
+        if not any(per_det.values()):
+            continue                          # no imaging filter: no APCORR rule at all
+        counter = 0
+        table = {}
+        for det_name in sorted(per_det):
+            filters = sorted(per_det[det_name], key=lambda fp: (fp[0], fp[1] or ""))
+            if not filters:
+                table[(det_name,)] = None
+                continue
+            counter += 1
+            fname = f"jwst_{instr.lower()}_apcorr_{counter:04d}.fits"
+            _write_apcorr(refs / instr.lower() / fname, det_name, filters)
+            table[(det_name,)] = fname
+        apcorr_rows[instr] = table
+
     # ---- parameter references --------------------------------------------------------
     pars_rows: dict = {}   # (instr, kind, ctxnum) -> {(detectors, exptype): filename}
     for instr, dets in sorted(detectors_by_instr.items()):
@@ -328,6 +361,11 @@ def build_crds_cache(root, configurations, *,
                 _write_rmap(maps / rmap_name, instr, rt, rows[(instr, rt, 1)], dark=False,
                             first=_stage2_parkeys(instr, rt))
                 selector[rt.upper()] = rmap_name
+            if instr in apcorr_rows:
+                rmap_name = f"jwst_{instr.lower()}_apcorr_0001.rmap"
+                _write_rmap(maps / rmap_name, instr, "apcorr", apcorr_rows[instr], dark=False,
+                            first=("META.INSTRUMENT.DETECTOR",))
+                selector["APCORR"] = rmap_name
             for kind in _PARS:
                 table = pars_rows[(instr, kind, ctxnum)]
                 number = ctxnum if kind == "pars-jumpstep" else 1
@@ -393,7 +431,9 @@ def _write_rmap(path: Path, instr: str, rt: str, table: dict, *, dark: bool,
               "classes": ("Match", "UseAfter"), "derived_from": "generated by webbcal simulator"}
     body = ["Match({"]
     for key in sorted(table):
-        body.append(f"    {tuple(key)!r} : {_useafter(table[key])},")
+        # None: not applicable for this key (CRDS answers "NOT FOUND n/a")
+        value = "'N/A'" if table[key] is None else _useafter(table[key])
+        body.append(f"    {tuple(key)!r} : {value},")
     body.append("})")
     _write_if_changed(path, _mapping_text(header, "\n".join(body)).encode())
 
@@ -451,6 +491,34 @@ def _stage2_needs(stage2: dict, det, sub, extra: tuple) -> None:
         else:
             key = (det.name, sub.name, filt, pupil or "N/A")
         stage2.setdefault((instr, "flat"), {})[key] = (det.name, sub, filt, pupil)
+
+
+def _apcorr_needs(apcorr: dict, det, extra: tuple) -> None:
+    """Record the (filter, pupil) pairs a detector's APCORR reference tabulates."""
+    from .modes import MODES
+
+    instr = det.instrument
+    if instr not in ("NIRCAM", "NIRISS", "MIRI"):
+        return
+    if extra:
+        pairs = [(extra[0], extra[1] if len(extra) > 1 else None)]
+    else:
+        pairs = [(m["filter"], m["pupil"]) for m in MODES.values()
+                 if m["detector"] == det.name and m["exp_type"] in IMAGE3_EXP_TYPES]
+    found = apcorr.setdefault(instr, {}).setdefault(det.name, set())
+    for filt, pupil in pairs:
+        filt = str(filt or "").upper()
+        pupil = None if instr == "MIRI" else str(pupil or "CLEAR").upper()
+        if filt.startswith("F") and pupil not in _NON_IMAGING_PUPILS:
+            found.add((filt, pupil))
+
+
+def _write_apcorr(path: Path, det_name: str, filters) -> None:
+    from . import stage2_references as S2
+
+    if path.exists() and _header_value(path, "SIMSPEC") == S2.apcorr_reference_spec(det_name, filters):
+        return
+    S2.write_apcorr(path, det_name, filters)
 
 
 def _asdf_simspec(path: Path):

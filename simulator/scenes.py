@@ -168,6 +168,52 @@ class PSF:
         f = f * inside
         return float(f[r <= radius].sum() / f.sum())
 
+    def aperture_encircled_energy(self, radii, nphase: int = 8) -> np.ndarray:
+        """Encircled energy as circular-aperture photometry measures it on rendered images.
+
+        The pixel-integrated stamp of :meth:`stamp` (exactly what :func:`render_point_sources`
+        adds to a scene) is summed within a circle of radius ``r`` centred on the source, each
+        pixel weighted by the exact fraction of its area inside the circle (pixels taken as
+        uniform: photutils ``aperture_photometry(method='exact')``). The result depends on
+        where the source falls within its pixel; it is averaged over an ``nphase x nphase``
+        regular grid of sub-pixel positions (offsets ``(i + 0.5) / nphase - 0.5`` pixel on
+        each axis), the expectation for sources at random positions. The average is a
+        periodic, smooth function of the position, so the grid converges fast (8 x 8: better
+        than 1e-5 for the Airy PSFs of :meth:`for_instrument`).
+
+        Parameters
+        ----------
+        radii : array_like
+            Aperture radii in pixels (> 0).
+        nphase : int
+            Sub-pixel positions per axis.
+
+        Returns
+        -------
+        numpy.ndarray of float64
+            Fraction of the source's total flux (the stamp sums to 1) inside each radius,
+            same shape as ``radii``. Radii beyond the stamp give 1.
+        """
+        from photutils.geometry import circular_overlap_grid
+
+        radii = np.asarray(radii, dtype=float)
+        flat = radii.ravel()
+        if np.any(~np.isfinite(flat)) or np.any(flat <= 0):
+            raise ValueError("aperture radii must be finite and > 0 pixels")
+        offsets = (np.arange(int(nphase)) + 0.5) / int(nphase) - 0.5
+        total = np.zeros(flat.size)
+        for fy in offsets:
+            for fx in offsets:
+                x0, y0, st = self.stamp(float(fx), float(fy))
+                n = st.shape[0]
+                # stamp pixel (i, j) covers [i - 0.5, i + 0.5) about the source at (xs, ys)
+                xs, ys = fx - x0, fy - y0
+                for k, r in enumerate(flat):
+                    frac = circular_overlap_grid(-xs - 0.5, n - xs - 0.5, -ys - 0.5, n - ys - 0.5,
+                                                 n, n, float(r), 1, 1)
+                    total[k] += float((frac * st).sum())
+        return (total / offsets.size ** 2).reshape(radii.shape)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["half_width"] = self.half_width

@@ -1,4 +1,5 @@
-"""Stage-2 imaging truth and the reference files that describe it: DISTORTION, FLAT, PHOTOM, AREA.
+"""Stage-2 imaging truth and the reference files that describe it: DISTORTION, FLAT, PHOTOM, AREA,
+and the stage-3 APCORR (aperture corrections of the simulated point-spread functions).
 
 Everything a calwebb_image2 run needs to turn a simulated rate image (DN/s) back into the
 scene that was simulated: where each pixel looks on the sky, how each pixel responds, and how
@@ -84,7 +85,38 @@ PHOTOM      PHOTOM table: filter, pupil (MIRI: subarray),           NrcImgPhotom
             primary header; per detector                            MirImgPhotomModel
 AREA        SCI (float32, relative pixel area); PIXAR_SR/A2;       PixelAreaModel
             per (detector, subarray)
+APCORR      APCORR table: filter, pupil (MIRI: subarray),           NrcImgApcorrModel,
+            eefraction, radius (pixels), apcorr, skyin, skyout     NisImgApcorrModel,
+            (pixels); per detector, rows for the imaging filters   MirImgApcorrModel
 ==========  =====================================================  ==================
+
+Aperture corrections (APCORR; :func:`apcorr_rows`)
+--------------------------------------------------
+The simulator's point-spread function is the Airy pattern of :class:`simulator.scenes.PSF`
+(``PSF.for_instrument(wavelength, pixel scale)``, the wavelength of the mode that uses the
+filter, else the filter's pivot wavelength), pixel-integrated exactly as the scenes render it.
+``EE(r)`` is the fraction of a source's total flux that circular-aperture photometry
+(photutils ``method='exact'``) finds within ``r`` pixels of the true position, averaged over
+sub-pixel positions (:meth:`simulator.scenes.PSF.aperture_encircled_energy`). Each filter has
+
+* one row per encircled energy of :data:`APCORR_EEFRACTIONS` (10 .. 90 %): the radius where
+  ``EE(r)`` equals it (``EE`` is computed on a 0.05-pixel grid of radii and interpolated with
+  a monotone cubic: better than 1e-4 in ``EE``);
+* one row per whole radius 1, 2, .. ``floor(skyin)`` pixels (as the CRDS NIRCam files have),
+  with its ``EE`` as ``eefraction``, unless ``round(100 * EE)`` is one of the 10 .. 90 % of
+  the rows above (the reference pipeline selects rows by that number and needs exactly one;
+  whole-radius rows may share a number among themselves, as in the CRDS files);
+* the local-background annulus ``skyin = max(8, round(4 lambda/D))``, ``skyout = max(13,
+  round(6.5 lambda/D))`` pixels (8 and 13 as in the CRDS NIRCam files for lambda/D <~ 2 px);
+* ``apcorr = 1 / (EE(r) - pi r**2 B)`` with ``B = (EE(skyout) - EE(skyin)) / (pi (skyout**2 -
+  skyin**2))`` the PSF's mean surface brightness in the annulus: the factor that turns an
+  aperture sum less ``pi r**2`` times the annulus background into the total flux, which is
+  how the reference pipeline applies it (the CRDS NIRCam files' corrections likewise exceed
+  ``1 / eefraction`` by about this term).
+
+The values describe the PSF sampled on the detector's pixels (a ``_cal`` image, or an i2d at
+pixel_scale_ratio 1 before the drizzle's own smoothing; see :mod:`steps.source_catalog.catalog`).
+MIRI tables repeat each filter's rows for every imaging subarray (:data:`MIRI_IMAGING_SUBARRAYS`).
 """
 
 from __future__ import annotations
@@ -111,6 +143,8 @@ __all__ = [
     "qe_response", "flat_response", "flat_arrays", "filter_band", "photmjsr",
     "rate_e_to_jy", "photom_rows",
     "write_distortion", "write_flat", "write_photom", "write_area", "stage2_reference_spec",
+    "APCORR_EEFRACTIONS", "MIRI_IMAGING_SUBARRAYS", "imaging_psf", "apcorr_sky_annulus",
+    "apcorr_rows", "apcorr_table", "apcorr_reference_spec", "write_apcorr",
 ]
 
 GENERATOR_VERSION = 1
@@ -154,6 +188,16 @@ IMAGING_EXP_TYPES = {
     "FGS": "FGS_IMAGE|FGS_FOCUS|",
     "NIRSPEC": "NRS_IMAGE|",
 }
+_APCORR_MODEL = {"NIRCAM": "NrcImgApcorrModel", "NIRISS": "NisImgApcorrModel",
+                 "MIRI": "MirImgApcorrModel", "FGS": "FgsImgApcorrModel"}
+#: encircled energies (fractions) of the APCORR rows
+APCORR_EEFRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: MIRI imaging subarrays: the MIRI APCORR table has rows per (filter, subarray)
+MIRI_IMAGING_SUBARRAYS = ("FULL", "BRIGHTSKY", "SUB256", "SUB128", "SUB64")
+#: sub-pixel positions per axis averaged in the APCORR encircled energies
+APCORR_NPHASE = 8
+#: radius step (pixels) of the encircled-energy curve the APCORR radii are inverted from
+APCORR_RADIUS_STEP = 0.05
 _PHOTOM_MODEL = {"NIRCAM": "NrcImgPhotomModel", "NIRISS": "NisImgPhotomModel",
                  "MIRI": "MirImgPhotomModel", "FGS": "FgsImgPhotomModel"}
 
@@ -591,6 +635,109 @@ def photom_rows(detector: str) -> list:
 
 
 # ======================================================================================
+# aperture corrections
+# ======================================================================================
+
+def imaging_psf(detector: str, filter_name: str, pupil: str | None = None):
+    """The simulated PSF (:class:`simulator.scenes.PSF`) of a detector and filter.
+
+    The wavelength is that of the simulator mode (:data:`simulator.modes.MODES`) observing with
+    this detector, filter and pupil, exactly as the mode renders its scenes; otherwise the
+    filter's pivot wavelength (:func:`filter_band`). Pixel scale:
+    :data:`simulator.headers.PIXEL_SCALES`.
+    """
+    from .modes import MODES
+    from .scenes import PSF
+
+    det = _detector(detector)
+    lam = None
+    for mode in MODES.values():
+        if (mode["detector"] == det.name and mode["filter"] == filter_name
+                and (mode["pupil"] or None) == (pupil or None)):
+            lam = float(mode["wavelength_um"])
+            break
+    if lam is None:
+        lam = filter_band(filter_name)[0]
+    return PSF.for_instrument(lam, pixel_scale(det.name))
+
+
+def apcorr_sky_annulus(psf) -> tuple:
+    """``(skyin, skyout)`` in pixels of the APCORR local-background annulus for a PSF.
+
+    ``max(8, round(4 lambda/D))`` and ``max(13, round(6.5 lambda/D))`` (``psf.lam_over_d`` in
+    pixels; Gaussian PSFs use ``FWHM / 1.029``).
+    """
+    lod = psf.lam_over_d if psf.kind == "airy" else psf.fwhm / 1.029
+    return float(max(8, round(4.0 * lod))), float(max(13, round(6.5 * lod)))
+
+
+@functools.lru_cache(maxsize=32)
+def _ee_curve(psf):
+    """(radii, EE) on a :data:`APCORR_RADIUS_STEP` grid out to ``skyout + 1`` pixels."""
+    _, skyout = apcorr_sky_annulus(psf)
+    radii = np.arange(1, int(math.ceil((skyout + 1.0) / APCORR_RADIUS_STEP)) + 1) * APCORR_RADIUS_STEP
+    ee = psf.aperture_encircled_energy(radii, nphase=APCORR_NPHASE)
+    return radii, ee
+
+
+def apcorr_rows(psf) -> list:
+    """APCORR rows ``(eefraction, radius, apcorr, skyin, skyout)`` of one PSF (see the module
+    docstring), sorted by radius; radii and annulus in pixels."""
+    from scipy.interpolate import PchipInterpolator
+
+    skyin, skyout = apcorr_sky_annulus(psf)
+    radii, ee = _ee_curve(psf)
+    # EE rises monotonically; monotone cubic interpolation both ways (error < 1e-4 in EE)
+    keep = np.concatenate([[True], np.diff(ee) > 0])
+    r_of_ee = PchipInterpolator(ee[keep], radii[keep])
+    ee_of_r = PchipInterpolator(radii, ee)
+    surface = float(ee_of_r(skyout) - ee_of_r(skyin)) / (math.pi * (skyout ** 2 - skyin ** 2))
+    rows = []
+    for frac in APCORR_EEFRACTIONS:
+        r = float(r_of_ee(frac))
+        rows.append((float(frac), r, float(ee_of_r(r))))
+    reserved = {int(round(100 * f)) for f in APCORR_EEFRACTIONS}
+    for r in range(1, int(math.floor(skyin)) + 1):
+        e = float(ee_of_r(r))
+        if int(round(100 * e)) not in reserved:     # the 10 .. 90 % rows must stay unique
+            rows.append((e, float(r), e))
+    out = [(frac, r, float(1.0 / (e - math.pi * r * r * surface)), skyin, skyout)
+           for frac, r, e in rows]
+    return sorted(out, key=lambda row: row[1])
+
+
+def _apcorr_entries(detector: str, filters) -> list:
+    """Sorted unique (filter, pupil) pairs (MIRI: pupil None)."""
+    det = _detector(detector)
+    out = set()
+    for filt, pupil in filters:
+        if not filt:
+            continue
+        out.add((str(filt).upper(), None if det.instrument == "MIRI" else str(pupil or "CLEAR").upper()))
+    return sorted(out, key=lambda e: (e[0], e[1] or ""))
+
+
+def apcorr_table(detector: str, filters) -> np.ndarray:
+    """The APCORR binary table of a detector: rows for each (filter, pupil) in ``filters``.
+
+    Columns filter, pupil (MIRI: subarray, one block of rows per
+    :data:`MIRI_IMAGING_SUBARRAYS`), eefraction, radius (pixels), apcorr, skyin, skyout
+    (pixels), in the dtype of the stdatamodels ``*ImgApcorrModel`` schemas.
+    """
+    det = _detector(detector)
+    miri = det.instrument == "MIRI"
+    second = ("subarray", "S17") if miri else ("pupil", "S15")
+    dtype = [("filter", "S12"), second, ("eefraction", "<f4"), ("radius", "<f4"),
+             ("apcorr", "<f4"), ("skyin", "<f4"), ("skyout", "<f4")]
+    rows = []
+    for filt, pupil in _apcorr_entries(det.name, filters):
+        table = apcorr_rows(imaging_psf(det.name, filt, pupil))
+        for key in (MIRI_IMAGING_SUBARRAYS if miri else (pupil,)):
+            rows += [(filt, key) + row for row in table]
+    return np.array(rows, dtype=dtype)
+
+
+# ======================================================================================
 # writing the references
 # ======================================================================================
 
@@ -765,4 +912,55 @@ def write_area(path, detector: str, subarray="FULL") -> str:
     sci = fits.ImageHDU(pixel_area_map(det.name, sub), name="SCI")
     sci.header["BUNIT"] = ("", "pixel area relative to PIXAR_SR")
     _write_bytes_if_changed(path, _hdul_bytes(fits.HDUList([fits.PrimaryHDU(header=hdr), sci])))
+    return str(path)
+
+
+def apcorr_reference_spec(detector: str, filters) -> str:
+    """16-hex-digit hash of what a detector's APCORR reference depends on (SIMSPEC)."""
+    det = _detector(detector)
+    entries = _apcorr_entries(det.name, filters)
+    psfs = [imaging_psf(det.name, f, p).to_dict() for f, p in entries]
+    parts = [GENERATOR_VERSION, "apcorr", det.name, entries, psfs, APCORR_EEFRACTIONS,
+             APCORR_NPHASE, APCORR_RADIUS_STEP, MIRI_IMAGING_SUBARRAYS if det.instrument == "MIRI" else None,
+             "annulus max(8, 4 lam/D), max(13, 6.5 lam/D); apcorr 1/(EE - A B); whole radii"]
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:16]
+
+
+def write_apcorr(path, detector: str, filters) -> str:
+    """Write the imaging APCORR reference of a detector (CRDS format: an ``APCORR`` table).
+
+    Parameters
+    ----------
+    path : str or Path
+    detector : str
+        DETECTOR keyword value (NIRCam, NIRISS or MIRI imager).
+    filters : iterable of (filter, pupil)
+        The filters (and pupils; ignored for MIRI) to tabulate.
+
+    Returns
+    -------
+    str
+        The path written (unchanged bytes are not rewritten).
+    """
+    det = _detector(detector)
+    path = Path(path)
+    table = apcorr_table(det.name, filters)
+    names = sorted({f.decode() if isinstance(f, bytes) else str(f) for f in table["filter"]})
+    cards = common_cards(path, "apcorr", det, _APCORR_MODEL.get(det.instrument, "ReferenceFileModel"),
+                         f"Simulated imaging aperture corrections for {det.name}",
+                         apcorr_reference_spec(det.name, filters))
+    cards += _nircam_cards(det)
+    cards += [("EXP_TYPE", _exp_type(det), "type of data"),
+              ("P_EXP_TY", IMAGING_EXP_TYPES.get(det.instrument, "N/A|"), "applicable EXP_TYPE values")]
+    hdr = header_from_cards(cards)
+    hdr.add_history("Airy PSF of simulator.scenes.PSF, pixel-integrated as rendered; EE from "
+                    "exact-aperture photometry averaged over sub-pixel positions")
+    hdr.add_history("apcorr = 1 / (EE(radius) - pi radius**2 B), B = PSF surface brightness in "
+                    "the skyin..skyout annulus: see simulator/stage2_references.py")
+    hdr.add_history("filters: " + ", ".join(names))
+    hdu = fits.BinTableHDU(table, name="APCORR")
+    hdu.header["TUNIT4"] = "pixel"
+    hdu.header["TUNIT6"] = "pixel"
+    hdu.header["TUNIT7"] = "pixel"
+    _write_bytes_if_changed(path, _hdul_bytes(fits.HDUList([fits.PrimaryHDU(header=hdr), hdu])))
     return str(path)

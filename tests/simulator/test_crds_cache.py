@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 
 crds = pytest.importorskip("crds")
@@ -123,3 +124,48 @@ def test_rebuild_is_idempotent(cache):
     assert after == files
     for p in files:
         assert (p.stat().st_mtime_ns, p.read_bytes()) == before[p], p
+
+
+def test_apcorr_selected_offline(cache):
+    """Both contexts select the detector's APCORR; the runner's selection agrees."""
+    from astropy.io import fits
+
+    from runner.crds_refs import best_references
+
+    hdr = _header(FILTER="F200W", PUPIL="CLEAR")
+    for ctx in ("jwst_0001.pmap", "jwst_0002.pmap"):
+        ref = _get(hdr, ["apcorr"], ctx)["apcorr"]
+        assert os.path.basename(ref) == "jwst_nircam_apcorr_0001.fits", ref
+        assert best_references(hdr, ["apcorr"], ctx) == {"apcorr": ref}
+    assert fits.getval(ref, "REFTYPE") == "APCORR" and fits.getval(ref, "DETECTOR") == "NRCA1"
+    names = set(np.char.strip(fits.getdata(ref, "APCORR")["filter"].astype(str)))
+    assert names == {"F200W"}                         # the filter of the NRCA1 imaging mode
+    miri = _get(_header(INSTRUME="MIRI", DETECTOR="MIRIMAGE", SUBARRAY="SUB64", EXP_TYPE="MIR_IMAGE",
+                        READPATT="FAST", FILTER="F770W"), ["apcorr"], "jwst_0002.pmap")["apcorr"]
+    assert os.path.basename(miri) == "jwst_miri_apcorr_0001.fits"
+
+
+def test_apcorr_not_applicable_without_imaging_filter(tmp_path, monkeypatch):
+    """A detector whose modes have no imaging filter (NRCA3: time series) is N/A for APCORR,
+    which the runner turns into 'no reference' (the catalog then measures its correction)."""
+    from runner.crds_refs import best_references
+
+    root = build_crds_cache(tmp_path / "crds", [("NRCA1", "SUB64P", None), ("NRCA3", "SUB64P", None),
+                                                ("NRCA1", "SUB64P", None, "F150W", "CLEAR")])
+    monkeypatch.setenv("CRDS_PATH", str(root))
+    monkeypatch.delenv("CRDS_SERVER_URL", raising=False)
+    monkeypatch.delenv("CRDS_CONTEXT", raising=False)
+    _reset_crds()
+    try:
+        hdr = _header(DETECTOR="NRCA3", EXP_TYPE="NRC_TSIMAGE", FILTER="F210M", PUPIL="CLEAR")
+        assert _get(hdr, ["apcorr"], "jwst_0001.pmap")["apcorr"].upper().startswith("NOT FOUND N/A")
+        assert best_references(hdr, ["apcorr"], "jwst_0001.pmap") == {"apcorr": None}
+        # a configuration naming a filter adds its rows (besides the mode's F200W)
+        from astropy.io import fits
+
+        ref = _get(_header(FILTER="F150W", PUPIL="CLEAR"), ["apcorr"], "jwst_0001.pmap")["apcorr"]
+        names = set(np.char.strip(fits.getdata(ref, "APCORR")["filter"].astype(str)))
+        assert names == {"F150W", "F200W"}
+    finally:
+        monkeypatch.undo()
+        _reset_crds()

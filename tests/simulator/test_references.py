@@ -118,3 +118,72 @@ def test_dark_needs_readout(tmp_path):
         write_reference("dark", tmp_path / "d.fits", "NRCA1", "SUB64P")
     with pytest.raises(ValueError, match="flat"):
         write_reference("flat", tmp_path / "f.fits", "NRCA1", "SUB64P")
+
+
+# -- APCORR (stage 3) ------------------------------------------------------------------------
+@pytest.mark.parametrize("detector, filt, pupil, model_name", [
+    ("NRCA1", "F200W", "CLEAR", "NrcImgApcorrModel"),
+    ("MIRIMAGE", "F770W", None, "MirImgApcorrModel"),
+])
+def test_apcorr_reference_validates(tmp_path, detector, filt, pupil, model_name):
+    from stdatamodels.jwst import datamodels as dm
+
+    from simulator.stage2_references import APCORR_EEFRACTIONS, MIRI_IMAGING_SUBARRAYS, write_apcorr
+
+    path = write_apcorr(tmp_path / "apcorr.fits", detector, [(filt, pupil)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = getattr(dm, model_name)(path)
+    with model:
+        model.validate()
+        assert model.meta.reftype == "APCORR"
+        assert model.meta.instrument.detector == detector
+        table = model.apcorr_table
+        assert set(np.char.strip(np.asarray(table["filter"]).astype(str))) == {filt}
+        if detector == "MIRIMAGE":
+            groups = set(np.char.strip(np.asarray(table["subarray"]).astype(str)))
+            assert groups == set(MIRI_IMAGING_SUBARRAYS)
+            table = table[np.char.strip(np.asarray(table["subarray"]).astype(str)) == "SUB64"]
+        else:
+            assert set(np.char.strip(np.asarray(table["pupil"]).astype(str))) == {"CLEAR"}
+        percent = np.round(table["eefraction"] * 100).astype(int)
+        for f in APCORR_EEFRACTIONS:                       # exactly one row per requested EE
+            assert np.count_nonzero(percent == round(100 * f)) == 1
+        order = np.argsort(table["radius"])
+        assert np.all(np.diff(table["eefraction"][order]) > 0)       # EE grows with radius
+        assert len(np.unique(table["skyin"])) == 1 and len(np.unique(table["skyout"])) == 1
+        assert table["skyin"][0] > table["radius"][percent == 90][0]
+        # the sky annulus holds PSF wings: the correction exceeds 1 / EE
+        assert np.all(table["apcorr"] > 1.0 / table["eefraction"])
+
+
+def test_apcorr_recovers_rendered_point_sources():
+    """Independent check: stars rendered by the scene code at random positions, measured with
+    photutils apertures and annulus as source_catalog does: the rows' EE and corrections give
+    back the injected flux."""
+    from photutils.aperture import CircularAnnulus, CircularAperture, aperture_photometry
+
+    from simulator.scenes import render_point_sources
+    from simulator.stage2_references import apcorr_table, imaging_psf
+
+    psf = imaging_psf("NRCA1", "F200W", "CLEAR")
+    table = apcorr_table("NRCA1", [("F200W", "CLEAR")])
+    rng = np.random.default_rng(11)
+    n = 60
+    x = 40.0 + rng.uniform(-0.5, 0.5, n) + 80.0 * (np.arange(n) % 10)
+    y = 40.0 + rng.uniform(-0.5, 0.5, n) + 80.0 * (np.arange(n) // 10)
+    img, landed = render_point_sources((480, 800), x, y, np.ones(n), psf, 0.0)
+    assert np.allclose(landed, 1.0)
+    pos = np.column_stack([x, y])
+    skyin, skyout = float(table["skyin"][0]), float(table["skyout"][0])
+    ann = CircularAnnulus(pos, skyin, skyout)
+    ann_mean = np.asarray(aperture_photometry(img, ann, method="exact")["aperture_sum"]) / ann.area
+    for row in table:
+        ap = CircularAperture(pos, float(row["radius"]))
+        s = np.asarray(aperture_photometry(img, ap, method="exact")["aperture_sum"])
+        total = (s - ann_mean * ap.area) * row["apcorr"]
+        # averages over 60 random positions within the pixel: within 4 standard errors (the
+        # scatter with the position is up to 1 % of the flux for the smallest apertures)
+        for values, expected in ((s, row["eefraction"]), (total, 1.0)):
+            sem = values.std(ddof=1) / np.sqrt(n)
+            assert abs(values.mean() - expected) < 4 * sem + 1e-4, (row["radius"], expected, sem)
