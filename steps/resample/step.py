@@ -273,8 +273,11 @@ class ResampleStep(Step):
         meta["PIXFRAC"] = (p.pixfrac, "Drizzle pixel fraction")
         meta["KERNEL"] = (p.kernel, "Drizzle kernel")
         meta["FILLVAL"] = (str(p.fillval), "Value of output pixels without input")
-        meta["PXSCLRT"] = (p.pixel_scale_ratio if p.pixel_scale is None else 0.0,
-                           "Output / input pixel scale ratio")
+        ratio = p.pixel_scale_ratio
+        if p.pixel_scale is not None:           # the ratio the chosen scale gives, as jwst records it
+            in_area = template.get("PIXAR_SR")
+            ratio = float(np.sqrt(area_sr / float(in_area))) if in_area else 0.0
+        meta["PXSCLRT"] = (ratio, "Output / input pixel scale ratio")
         meta["PIXAR_SR"] = (area_sr, "Output pixel area (sr)")
         meta["PIXAR_A2"] = (area_sr * (180 / np.pi * 3600) ** 2, "Output pixel area (arcsec^2)")
         total = driz.total_exptime

@@ -299,6 +299,14 @@ def test_north_up_and_pixel_scale_ratio(dithered):
         assert np.hypot(cx - xs, cy - ys) < 0.05
 
 
+def test_pixel_scale_records_its_ratio(dithered):
+    """With ``pixel_scale`` (arcsec) PXSCLRT is the resulting output/input scale ratio (jwst)."""
+    pset, _ = dithered
+    out, _ = run_resample(pset, pixel_scale=2 * PSCALE)
+    np.testing.assert_allclose(out.meta["PXSCLRT"], 2.0, rtol=2e-3)
+    np.testing.assert_allclose(out.meta["PIXAR_A2"], (2 * PSCALE) ** 2, rtol=2e-3)
+
+
 def test_intensity_scale_conserves_flux(tmp_path):
     """Data calibrated with a PIXAR_SR 10 % off the WCS pixel area are rescaled (jwst iscale)."""
     stars = star_list(n=4)
