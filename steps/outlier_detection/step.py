@@ -73,6 +73,9 @@ class OutlierDetectionParameters(StepParameters):
     resample_data: bool = Field(True, description="Imaging: resample exposures onto a common grid before the median.")
     good_bits: str = Field("~DO_NOT_USE", description="DQ bits that do not exclude a pixel (jwst bit-flag syntax).")
     in_memory: bool = Field(False, description="Keep the single resampled images in memory instead of a disk-backed stack.")
+    robust_median: bool = Field(
+        True, description="Imaging: keep at least 3 values per pixel in the median, reject a lone value beyond 4 robust sigma "
+                          "of the others, subtract the blotted median's derivative noise floor (webbcal); False: jwst's median and test.")
     tso_noise: Literal["err", "robust"] = Field(
         "err", description="Time series: sigma from ERR (jwst) or the per-pixel MAD across integrations (webbcal).")
 
@@ -312,7 +315,8 @@ class OutlierDetectionStep(Step):
                 thresholds.append(compute_weight_threshold(wht_plane, p.maskpt))
                 sci_stack[g], wht_stack[g] = sci_plane, wht_plane
                 del sci_plane, wht_plane
-            median = median_of_stack(sci_stack, wht_stack, thresholds)
+            median = (median_of_stack(sci_stack, wht_stack, thresholds) if p.robust_median else
+                      median_of_stack(sci_stack, wht_stack, thresholds, min_good=0, reject_nsigma=None))
         finally:
             del sci_stack, wht_stack
             for f in stack_files:
@@ -335,7 +339,7 @@ class OutlierDetectionStep(Step):
                 iscale = intensity_scale(pixar, mean_pixel_area(wcs, q.data.shape)) if pixar else 1.0
                 blotted = blot(median, grid, wcs, q.data.shape, iscale=1.0 / iscale)
                 mask = flag_cr(q.data, q.err if q.err is not None else np.zeros_like(q.data),
-                               blotted, snr=snr, scale=scale, backg=bkg)
+                               blotted, snr=snr, scale=scale, backg=bkg, deriv_noise_floor=p.robust_median)
             else:
                 err = np.nan_to_num(q.err) if q.err is not None else np.zeros_like(q.data)
                 with np.errstate(invalid="ignore"):

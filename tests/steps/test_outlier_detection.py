@@ -34,8 +34,8 @@ def _inject(prod, rng, n_cr, amplitude, margin=20):
     return hit
 
 
-@pytest.fixture(scope="module")
-def crs(tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["robust_median", "jwst_median"])
+def crs(tmp_path_factory, request):
     tmp = tmp_path_factory.mktemp("outlier")
     rng = np.random.default_rng(42)
     stars = star_list(n=4, spacing_arcsec=1.5, flux_range=(2e-12, 1e-11))
@@ -53,7 +53,7 @@ def crs(tmp_path_factory):
     pset = make_set(tmp, prods)
     from steps.outlier_detection.step import OutlierDetectionStep
 
-    step = OutlierDetectionStep()
+    step = OutlierDetectionStep(robust_median=request.param)
     out = step.process(pset)
     return out, step, hits
 
