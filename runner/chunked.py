@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .product import KINDS, WCS_EXTNAME, Product, _extension_cards, _guess_kind, _wcs_from_bytes, native
+from .product import (ASDF_EXTNAME, KINDS, WCS_EXTNAME, Product, _extension_cards, _guess_kind, native,
+                      read_wcs, wcs_hdu)
 
 log = logging.getLogger("webbcal.chunked")
 
@@ -153,17 +154,15 @@ def open_input(path):
     try:
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
             meta = hdul[0].header.copy()
-            tables, ext_headers, shapes, wcs_bytes = {}, {}, {}, None
+            tables, ext_headers, shapes = {}, {}, {}
+            wcs = read_wcs(hdul, path)
             for hdu in hdul[1:]:
                 name = (hdu.name or "").upper()
-                if name == "ASDF":
+                if name in (ASDF_EXTNAME, WCS_EXTNAME):
                     continue
                 if isinstance(hdu, fits.BinTableHDU):
                     tables[name] = np.array(hdu.data) if hdu.data is not None else None
                 elif isinstance(hdu, fits.ImageHDU) and int(hdu.header.get("NAXIS", 0)) > 0:
-                    if name == WCS_EXTNAME:
-                        wcs_bytes = np.array(hdu.data)
-                        continue
                     shapes[name] = (_hdu_shape(hdu.header), _hdu_dtype(hdu.header))
                     ext_headers[name] = _extension_cards(hdu.header)
     except Exception:  # noqa: BLE001 - let Product.open word the error
@@ -173,7 +172,6 @@ def open_input(path):
     ghosts = {k: np.broadcast_to(np.zeros((), dt), shp) for k, (shp, dt) in shapes.items()}
     kind = _guess_kind(meta, ghosts)
     Product(kind, meta, ghosts, filename=path.name).check(source=str(path))
-    wcs = _wcs_from_bytes(wcs_bytes, path) if wcs_bytes is not None else None
     return LazyProduct(path, kind, meta, tables, ext_headers, shapes, wcs=wcs)
 
 
@@ -718,15 +716,12 @@ def write_fits(state, path):
                 if len(shape) < 2:
                     break
             fh.write(b"\0" * (-nbytes % 2880))
-        if state.wcs is not None:
-            from .product import _wcs_to_bytes
-
-            data = _wcs_to_bytes(state.wcs)
-            fh.write(_small_hdu_bytes(fits.ImageHDU(data=data, name=WCS_EXTNAME)))
         for name, table in state.tables.items():
             if table is None:
                 continue
             fh.write(_small_hdu_bytes(fits.BinTableHDU(data=table, name=name)))
+        if state.wcs is not None:
+            fh.write(_small_hdu_bytes(wcs_hdu(state.wcs)))
     return path
 
 

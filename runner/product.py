@@ -217,9 +217,10 @@ class Product:
                 hdul.verify("silentfix")
                 meta = hdul[0].header.copy()
                 arrays, tables, ext_headers = {}, {}, {}
+                wcs = read_wcs(hdul, path)
                 for index, hdu in enumerate(hdul[1:], start=1):
                     name = (hdu.name or "").upper()
-                    if name == "ASDF":
+                    if name in (ASDF_EXTNAME, WCS_EXTNAME):
                         continue
                     if isinstance(hdu, fits.BinTableHDU):
                         tables[name] = np.array(hdu.data) if hdu.data is not None else None
@@ -233,9 +234,6 @@ class Product:
         if "SCI" not in arrays:
             raise InputError(f"{path}: no SCI image extension")
         kind = kind or _guess_kind(meta, arrays)
-        wcs_bytes = arrays.pop(WCS_EXTNAME, None)
-        ext_headers.pop(WCS_EXTNAME, None)
-        wcs = _wcs_from_bytes(wcs_bytes, path) if wcs_bytes is not None else None
         product = cls(kind, meta, arrays, tables, ext_headers, filename=path.name, wcs=wcs)
         product.check(source=str(path))
         return product
@@ -309,8 +307,6 @@ class Product:
             meta["FILENAME"] = (filename, "Name of the file")
         hdus = [fits.PrimaryHDU(header=meta)]
         arrays = dict(self.arrays)
-        if self.wcs is not None:
-            arrays[WCS_EXTNAME] = _wcs_to_bytes(self.wcs)
         for name, arr in arrays.items():
             hdr = fits.Header()
             hdr.update(self.ext_headers.get(name, fits.Header()))
@@ -321,6 +317,8 @@ class Product:
             if table is None:
                 continue
             hdus.append(fits.BinTableHDU(data=table, name=name))
+        if self.wcs is not None:
+            hdus.append(wcs_hdu(self.wcs))
         return fits.HDUList(hdus)
 
     def conform(self):
@@ -370,26 +368,61 @@ def native(array):
     return array.astype(array.dtype.newbyteorder("="))
 
 
-#: image extension holding the product's WCS object (gwcs) serialised as ASDF bytes
+#: legacy image extension (webbcal < 0.2) holding the gwcs as ASDF bytes; still read
 WCS_EXTNAME = "WCS_ASDF"
+#: the reference pipeline's extension: a binary table whose one cell holds an ASDF tree
+ASDF_EXTNAME = "ASDF"
 
 
-def _wcs_to_bytes(wcs):
+def wcs_hdu(wcs):
+    """The ``ASDF`` binary-table extension holding ``{"meta": {"wcs": wcs}}``.
+
+    This is where jwst's data models keep ``meta.wcs``: stdatamodels (and jwst's tools) opening
+    our products get the gwcs object, as they do with archive products.
+    """
     import asdf
 
     buf = io.BytesIO()
-    asdf.AsdfFile({"wcs": wcs}).write_to(buf)
-    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+    asdf.AsdfFile({"meta": {"wcs": wcs}}).write_to(buf)
+    raw = np.frombuffer(buf.getvalue(), dtype=np.uint8)
+    column = fits.Column(name="ASDF_METADATA", format=f"{raw.size}B", array=raw[None])
+    return fits.BinTableHDU.from_columns([column], name=ASDF_EXTNAME)
 
 
-def _wcs_from_bytes(data, path):
+def read_wcs(hdul, path):
+    """The gwcs of an open product: ``meta.wcs`` of its ``ASDF`` extension (jwst and webbcal
+    products), else the legacy ``WCS_ASDF`` extension; None when it has neither.
+
+    Raises
+    ------
+    InputError
+        When the extension exists but cannot be read.
+    """
     import asdf
 
-    try:
-        with asdf.open(io.BytesIO(np.asarray(data, np.uint8).tobytes()), lazy_load=False, memmap=False) as af:
-            return af.tree["wcs"]
-    except Exception as exc:
-        raise InputError(f"{path}: cannot read the {WCS_EXTNAME} extension ({str(exc).splitlines()[0]})") from None
+    names = {(h.name or "").upper(): i for i, h in enumerate(hdul)}
+    if ASDF_EXTNAME in names:
+        hdu = hdul[names[ASDF_EXTNAME]]
+        try:
+            raw = np.asarray(hdu.data[hdu.columns.names[0]][0], np.uint8).tobytes()
+            with warnings.catch_warnings():
+                # archive trees carry tags of schemas we do not need (only meta.wcs is read)
+                warnings.simplefilter("ignore")
+                with asdf.open(io.BytesIO(raw), lazy_load=True, memmap=False) as af:
+                    meta = af.tree.get("meta") or {}
+                    wcs = meta.get("wcs") if isinstance(meta, dict) else None
+        except Exception as exc:  # noqa: BLE001 - corrupt or foreign trees: one clear line
+            raise InputError(f"{path}: cannot read the ASDF extension ({_short(exc)})") from None
+        if wcs is not None:
+            return wcs
+    if WCS_EXTNAME in names:
+        try:
+            data = np.asarray(hdul[names[WCS_EXTNAME]].data, np.uint8).tobytes()
+            with asdf.open(io.BytesIO(data), lazy_load=False, memmap=False) as af:
+                return af.tree["wcs"]
+        except Exception as exc:  # noqa: BLE001
+            raise InputError(f"{path}: cannot read the {WCS_EXTNAME} extension ({_short(exc)})") from None
+    return None
 
 
 def _guess_kind(meta, arrays):

@@ -460,6 +460,10 @@ def test_products_validate_with_stdatamodels(chain):
             assert m.data.ndim == 2 and m.data.shape == m.err.shape
             assert m.meta.bunit_data == "MJy/sr"
             assert m.meta.wcsinfo.ra_ref is not None and m.meta.photometry.pixelarea_steradians > 0
+            # meta.wcs is the gwcs object (read from the ASDF extension, as for archive files)
+            ours = _wcs(path)
+            np.testing.assert_allclose(m.meta.wcs(10.0, 20.0), ours(10.0, 20.0), rtol=0, atol=1e-12)
+            assert m.meta.wcs.output_frame.name == "world"
         from astropy.wcs import WCS
 
         ra, dec = WCS(fits.getheader(path, "SCI")).all_pix2world(10.0, 10.0, 0)

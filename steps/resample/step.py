@@ -77,7 +77,7 @@ def member_geometry(path):
 
     The SCI array is not read (FITS memory map), so the footprint pass costs little memory.
     """
-    from runner.product import WCS_EXTNAME, _wcs_from_bytes
+    from runner.product import read_wcs
 
     with fits.open(path, memmap=True) as hdul:
         names = [h.name.upper() for h in hdul]
@@ -86,13 +86,12 @@ def member_geometry(path):
         sci_hdr = hdul["SCI"].header.copy()
         primary = hdul[0].header.copy()
         shape = (int(sci_hdr["NAXIS2"]), int(sci_hdr["NAXIS1"]))
-        if WCS_EXTNAME in names:
-            wcs = _wcs_from_bytes(np.array(hdul[WCS_EXTNAME].data), path)
-        elif "CTYPE1" in sci_hdr:
+        wcs = read_wcs(hdul, path)
+        if wcs is None and "CTYPE1" in sci_hdr:      # a FITS WCS only (not from assign_wcs)
             from astropy.wcs import WCS
 
             wcs = WCS(sci_hdr)
-        else:
+        if wcs is None:
             raise InputError(f"{path}: no WCS (run assign_wcs first)")
     def get(key, default=None):
         if key in primary:

@@ -89,3 +89,62 @@ def test_wrong_dtype(tmp_path):
                   fits.ImageHDU(np.zeros((1, 2, 4, 4), np.float32), name="SCI")]).writeto(path)
     with pytest.raises(InputError, match="f_uncal.fits: raw SCI must be integer DN, found float32"):
         Product.open(path)
+
+
+# -- the WCS: where jwst keeps it ---------------------------------------------------------------
+def _image_with_wcs():
+    from tests.steps.test_resample import make_wcs
+
+    data = np.arange(24 * 20, dtype=np.float32).reshape(24, 20)
+    meta = fits.Header()
+    meta.update({"TELESCOP": "JWST", "INSTRUME": "NIRCAM"})
+    return Product("image", meta, {"SCI": data, "ERR": np.ones_like(data), "DQ": np.zeros(data.shape, np.uint32)},
+                   {}, {"SCI": fits.Header()}, filename="x_cal.fits", wcs=make_wcs(data.shape))
+
+
+def test_wcs_is_meta_wcs_of_the_asdf_extension(tmp_path):
+    """Our products keep the gwcs as jwst's data models do; stdatamodels reads it back."""
+    import warnings
+
+    from stdatamodels.jwst.datamodels import ImageModel
+
+    prod = _image_with_wcs()
+    path = prod.save(tmp_path / "x_cal.fits")
+    with fits.open(path) as h:
+        assert "ASDF" in h and "WCS_ASDF" not in h
+    back = Product.open(path)
+    np.testing.assert_allclose(back.wcs(3.0, 7.0), prod.wcs(3.0, 7.0), rtol=0, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with ImageModel(str(path)) as m:
+            np.testing.assert_allclose(m.meta.wcs(3.0, 7.0), prod.wcs(3.0, 7.0), rtol=0, atol=1e-12)
+            # a file written by stdatamodels (an archive-like product) opens with its WCS too
+            m.save(str(tmp_path / "y_cal.fits"))
+    archive_like = Product.open(tmp_path / "y_cal.fits")
+    np.testing.assert_allclose(archive_like.wcs(3.0, 7.0), prod.wcs(3.0, 7.0), rtol=0, atol=1e-12)
+
+
+def test_legacy_wcs_extension_is_still_read(tmp_path):
+    import io
+
+    import asdf
+
+    prod = _image_with_wcs()
+    buf = io.BytesIO()
+    asdf.AsdfFile({"wcs": prod.wcs}).write_to(buf)
+    hdul = fits.HDUList([fits.PrimaryHDU(header=prod.meta), fits.ImageHDU(prod.data, name="SCI"),
+                         fits.ImageHDU(np.frombuffer(buf.getvalue(), np.uint8), name="WCS_ASDF")])
+    hdul.writeto(tmp_path / "old_cal.fits")
+    back = Product.open(tmp_path / "old_cal.fits")
+    np.testing.assert_allclose(back.wcs(3.0, 7.0), prod.wcs(3.0, 7.0), rtol=0, atol=1e-12)
+    assert "WCS_ASDF" not in back.arrays
+
+
+def test_corrupt_asdf_extension_is_named(tmp_path):
+    prod = _image_with_wcs()
+    hdul = prod.to_hdulist("bad_cal.fits")
+    col = fits.Column(name="ASDF_METADATA", format="16B", array=np.arange(16, dtype=np.uint8)[None])
+    hdul[-1] = fits.BinTableHDU.from_columns([col], name="ASDF")
+    hdul.writeto(tmp_path / "bad_cal.fits")
+    with pytest.raises(InputError, match="bad_cal.fits: cannot read the ASDF extension"):
+        Product.open(tmp_path / "bad_cal.fits")
