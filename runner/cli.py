@@ -17,6 +17,19 @@ COMMANDS = ("run", "validate", "list", "show", "explain", "lock", "reproduce", "
 log = logging.getLogger("webbcal")
 
 
+class _QuietLibraries(logging.Filter):
+    """Drop records of third-party loggers below the chosen level (``-v`` lets them through)."""
+
+    NOISY = ("tweakwcs", "drizzle", "stpipe", "stcal", "photutils")
+
+    def __init__(self, level):
+        super().__init__()
+        self.level = level
+
+    def filter(self, record):
+        return record.levelno >= self.level or not record.name.startswith(self.NOISY)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="run-recipe",
@@ -93,8 +106,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("tweakwcs", "drizzle", "stpipe"):     # libraries that log at INFO themselves
-        logging.getLogger(noisy).setLevel(level)
+    # libraries that set their own loggers to INFO when imported (later, lazily): filter at the
+    # handlers, which a library's import cannot undo
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietLibraries(level))
     if args.command is None:
         parser.print_help()
         return 2
