@@ -47,9 +47,9 @@ def _horner(data, groupdq, coeffs, skip):
                 if sk[x] or (q[x] & SATURATED):
                     continue
                 d = np.float64(row[x])
-                acc = coeffs[nc - 1, y, x]
+                acc = np.float64(coeffs[nc - 1, y, x])
                 for k in range(nc - 2, -1, -1):
-                    acc = acc * d + coeffs[k, y, x]
+                    acc = acc * d + np.float64(coeffs[k, y, x])
                 row[x] = acc
 
 
@@ -96,5 +96,9 @@ def apply_linearity(data, groupdq, pixeldq, coeffs, lin_dq=None):
         lin_dq = lin_dq.astype(np.uint32)
         np.bitwise_or(pixeldq, lin_dq, out=pixeldq)
         skip |= (lin_dq & NO_LIN_CORR) != 0
-    _horner(data, groupdq, np.ascontiguousarray(coeffs, dtype=np.float64), skip)
+    if coeffs.dtype not in (np.float32, np.float64) or not coeffs.dtype.isnative:
+        coeffs = coeffs.astype(np.float64)
+    # float32 references are read as they are (each coefficient widened to float64 in the
+    # kernel: the same arithmetic without a float64 copy of the whole reference)
+    _horner(data, groupdq, np.ascontiguousarray(coeffs), skip)
     return data, pixeldq
