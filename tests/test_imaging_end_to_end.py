@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -112,15 +113,12 @@ def run_chain(sset, out):
     return c
 
 
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory):
+@contextmanager
+def _chain_with_cache(sset, root):
+    """Build the set's local CRDS cache, point crds at it and run the chain (restored after)."""
     from simulator import crds_cache as cache, modes
 
-    root = tmp_path_factory.mktemp("imaging_e2e")
-    sset = modes.simulate("nircam_image", root / "raw", size="demo", seed=SEED,
-                          pointing_error_arcsec=POINTING_ERROR)
-    cache_root = cache.build_crds_cache(root / "crds", modes.configurations([sset]))
-    old = _use_cache(cache_root)
+    old = _use_cache(cache.build_crds_cache(root / "crds", modes.configurations([sset])))
     try:
         yield run_chain(sset, root / "products")
     finally:
@@ -128,9 +126,20 @@ def chain(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    from simulator import modes
+
+    root = tmp_path_factory.mktemp("imaging_e2e")
+    sset = modes.simulate("nircam_image", root / "raw", size="demo", seed=SEED,
+                          pointing_error_arcsec=POINTING_ERROR)
+    with _chain_with_cache(sset, root) as result:
+        yield result
+
+
+@pytest.fixture(scope="module")
 def cr_chain(tmp_path_factory):
     """The same mode and pointing errors, another seed, :data:`CR_RATE` cosmic rays."""
-    from simulator import crds_cache as cache, modes, uncal
+    from simulator import modes, uncal
 
     root = tmp_path_factory.mktemp("imaging_e2e_cr")
     with pytest.MonkeyPatch.context() as mp:
@@ -142,12 +151,8 @@ def cr_chain(tmp_path_factory):
     for t in sset.truths:
         meta = json.loads(Path(t).read_text())
         assert meta["n_cosmic_rays"] > 10000, meta["n_cosmic_rays"]     # the rate took effect
-    cache_root = cache.build_crds_cache(root / "crds", modes.configurations([sset]))
-    old = _use_cache(cache_root)
-    try:
-        yield run_chain(sset, root / "products")
-    finally:
-        _restore(old)
+    with _chain_with_cache(sset, root) as result:
+        yield result
 
 
 # ---------------------------------------------------------------------------------------------
